@@ -1,0 +1,164 @@
+//! The HTTP API: routes, the JSON body extractor, bearer authentication.
+
+mod accounts;
+mod aliases;
+mod domains;
+mod ip_ranges;
+mod lists;
+
+use crate::error::ApiError;
+use crate::metrics::ApiMetrics;
+use axum::Router;
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use mc_directory::Directory;
+use mc_policy::IpRanges;
+use mc_types::Secret;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub(crate) use accounts::*;
+pub(crate) use aliases::*;
+pub(crate) use domains::*;
+pub(crate) use ip_ranges::*;
+pub(crate) use lists::*;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub directory: Directory,
+    pub ip_ranges: IpRanges,
+    pub token: Arc<Secret<String>>,
+    pub metrics: ApiMetrics,
+}
+
+/// A JSON request body; malformed or unexpected bodies become a 400 in our error format.
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
+        }
+    }
+}
+
+/// The API router (without the ops endpoint, which runs on its own port).
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let api = Router::new()
+        .route("/domains", get(list_domains).post(create_domain))
+        .route(
+            "/domains/{domain}",
+            get(show_domain).patch(update_domain).delete(remove_domain),
+        )
+        .route("/domains/{domain}/aliases", post(add_domain_alias))
+        .route(
+            "/domains/{domain}/aliases/{alias}",
+            axum::routing::delete(remove_domain_alias),
+        )
+        .route(
+            "/domains/{domain}/catch-all",
+            put(set_catch_all).delete(clear_catch_all),
+        )
+        .route("/accounts", get(list_accounts).post(create_account))
+        .route(
+            "/accounts/{address}",
+            get(show_account)
+                .patch(update_account)
+                .delete(remove_account),
+        )
+        .route("/aliases", get(list_aliases).post(create_alias))
+        .route(
+            "/aliases/{address}",
+            get(show_alias).patch(update_alias).delete(remove_alias),
+        )
+        .route("/lists", get(list_lists).post(create_list))
+        .route(
+            "/lists/{address}",
+            get(show_list).patch(update_list).delete(remove_list),
+        )
+        .route("/lists/{address}/members", post(add_list_member))
+        .route(
+            "/lists/{address}/members/{member}",
+            axum::routing::delete(remove_list_member),
+        )
+        .route("/ip-ranges", get(list_ip_ranges).post(create_ip_range))
+        .route(
+            "/ip-ranges/{name}",
+            get(show_ip_range).delete(remove_ip_range),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/openapi.json", get(crate::openapi::document))
+        .route("/api/v1/openapi.json", get(crate::openapi::document))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn require_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let presented = request
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !constant_time_eq(presented.as_bytes(), state.token.expose().as_bytes()) {
+        state.metrics.auth_failures.inc();
+        return Err(ApiError::unauthorized());
+    }
+    Ok(next.run(request).await)
+}
+
+async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = request.method().to_string();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Compares without an early exit, so response time does not reveal a matching prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        difference |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn constant_time_eq_matches_only_identical_tokens() {
+        assert!(super::constant_time_eq(b"abc", b"abc"));
+        assert!(!super::constant_time_eq(b"abc", b"abd"));
+        assert!(!super::constant_time_eq(b"abc", b"abcd"));
+        assert!(!super::constant_time_eq(b"", b"a"));
+    }
+}

@@ -1,0 +1,41 @@
+//! The OpenAPI 3.1 document of the admin API, generated from the handlers and types themselves so
+//! it cannot drift from the code. Served unauthenticated at `/openapi.json`.
+
+use crate::api::*;
+use crate::error::{ErrorBody, ErrorDetail};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists and IP ranges. Every /api/v1 route needs `Authorization: Bearer <token>`."),
+    paths(
+        list_domains, create_domain, show_domain, update_domain, remove_domain,
+        add_domain_alias, remove_domain_alias, set_catch_all, clear_catch_all,
+        list_accounts, create_account, show_account, update_account, remove_account,
+        list_aliases, create_alias, show_alias, update_alias, remove_alias,
+        list_lists, create_list, show_list, update_list, remove_list, add_list_member, remove_list_member,
+        list_ip_ranges, create_ip_range, show_ip_range, remove_ip_range,
+    ),
+    components(schemas(ErrorBody, ErrorDetail)),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

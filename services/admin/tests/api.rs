@@ -1,0 +1,378 @@
+//! The admin API over real HTTP against a real PostgreSQL: happy paths, bad input, auth, OpenAPI.
+
+use mc_admin::api::AppState;
+use mc_directory::Directory;
+use mc_policy::IpRanges;
+use mc_testkit::TestDatabase;
+use mc_types::Secret;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+const TOKEN: &str = "test-token-0123456789";
+
+struct Api {
+    _db: TestDatabase,
+    base: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start() -> Api {
+    let db = TestDatabase::migrated().await;
+    let mut registry = mc_runtime::metrics::registry("admin");
+    let state = AppState {
+        directory: Directory::new(db.pool.clone()),
+        ip_ranges: IpRanges::new(db.pool.clone()),
+        token: Arc::new(Secret::new(TOKEN.to_string())),
+        metrics: mc_admin::metrics::ApiMetrics::register(&mut registry),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let shutdown = CancellationToken::new();
+    tokio::spawn(mc_admin::serve(
+        listener,
+        state,
+        64 * 1024,
+        shutdown.clone(),
+    ));
+    Api {
+        _db: db,
+        base,
+        http: reqwest::Client::new(),
+        shutdown,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap()
+            },
+        )
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+fn kind(body: &Value) -> &str {
+    body["error"]["kind"].as_str().unwrap_or("<none>")
+}
+
+#[tokio::test]
+async fn every_api_route_needs_the_bearer_token() {
+    let api = start().await;
+    for auth in [
+        None,
+        Some("Bearer wrong-token-0123456789"),
+        Some("Basic dGVzdA=="),
+        Some(TOKEN),
+    ] {
+        let mut request = api.http.get(format!("{}/api/v1/domains", api.base));
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(kind(&body), "unauthorized");
+    }
+    assert_eq!(api.get("/domains").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn openapi_document_is_served_without_auth_and_lists_the_routes() {
+    let api = start().await;
+    let doc: Value = api
+        .http
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for path in [
+        "/api/v1/domains",
+        "/api/v1/accounts/{address}",
+        "/api/v1/lists/{address}/members",
+        "/api/v1/ip-ranges",
+    ] {
+        assert!(
+            paths.contains_key(path),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn domain_account_alias_and_list_happy_path() {
+    let api = start().await;
+    let (status, domain) = api
+        .post("/domains", json!({ "name": "Example.test" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(domain["name"], "example.test");
+    assert_eq!(
+        api.post(
+            "/domains/example.test/aliases",
+            json!({ "name": "example.org" })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+
+    let (status, account) = api
+        .post("/accounts", json!({ "address": "alice@example.test", "password": "correct horse", "quota_bytes": 1048576 }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{account}");
+    assert_eq!(account["quota_bytes"], 1048576);
+    assert!(account.get("password").is_none() && account.get("password_hash").is_none());
+    let (_, accounts) = api.get("/accounts?domain=example.test").await;
+    assert_eq!(accounts.as_array().unwrap().len(), 1);
+
+    let (status, _) = api
+        .patch(
+            "/accounts/alice@example.test",
+            json!({ "quota_bytes": 0, "active": false }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, alice) = api.get("/accounts/alice@example.test").await;
+    assert_eq!(
+        (alice["quota_bytes"].as_i64(), alice["active"].as_bool()),
+        (Some(0), Some(false))
+    );
+
+    assert_eq!(
+        api.post(
+            "/aliases",
+            json!({ "address": "info@example.test", "target": "alice@example.test" })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        api.post("/lists", json!({ "address": "team@example.test" }))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    let (status, list) = api
+        .post(
+            "/lists/team@example.test/members",
+            json!({ "address": "alice@example.test" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(list["members"], json!(["alice@example.test"]));
+    let (_, list) = api
+        .delete("/lists/team@example.test/members/alice@example.test")
+        .await;
+    assert_eq!(list["members"], json!([]));
+
+    let (_, domain) = api
+        .call(
+            reqwest::Method::PUT,
+            "/domains/example.test/catch-all",
+            Some(json!({ "address": "alice@example.test" })),
+        )
+        .await;
+    assert_eq!(domain["catch_all"], "alice@example.test");
+    let (_, domain) = api.delete("/domains/example.test/catch-all").await;
+    assert_eq!(domain["catch_all"], Value::Null);
+
+    assert_eq!(
+        api.delete("/domains/example.test").await.0,
+        StatusCode::CONFLICT,
+        "domain still holds objects"
+    );
+    assert_eq!(
+        api.delete("/domains/example.test?force=true").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(api.get("/domains").await.1, json!([]));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_writes_nothing() {
+    let api = start().await;
+    api.post("/domains", json!({ "name": "example.test" }))
+        .await;
+    let cases = [
+        (
+            "/domains",
+            json!({ "name": "no-dot" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/domains",
+            json!({ "name": "example.test" }),
+            StatusCode::CONFLICT,
+            "already_exists",
+        ),
+        (
+            "/domains",
+            json!({ "nom": "x.test" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/accounts",
+            json!({ "address": "not an address", "password": "long enough" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/accounts",
+            json!({ "address": "bob@unknown.test", "password": "long enough" }),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/accounts",
+            json!({ "address": "bob@example.test", "password": "short" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/accounts",
+            json!({ "address": "bob@example.test", "password": "long enough", "quota_bytes": -1 }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/accounts",
+            json!({ "address": "bob@example.test", "password": "long enough", "quota_bytes": "5M" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/aliases",
+            json!({ "address": "a@example.test", "target": "@@" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/ip-ranges",
+            json!({ "name": "x", "priority": 5000, "lower": "10.0.0.1", "upper": "10.0.0.2" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+        (
+            "/ip-ranges",
+            json!({ "name": "x", "priority": 5, "lower": "not-an-ip", "upper": "10.0.0.2" }),
+            StatusCode::BAD_REQUEST,
+            "invalid",
+        ),
+    ];
+    for (path, body, status, expected_kind) in cases {
+        let (got, response) = api.post(path, body.clone()).await;
+        assert_eq!(
+            (got, kind(&response)),
+            (status, expected_kind),
+            "{path} {body}: {response}"
+        );
+        assert!(!response["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let raw = api
+        .http
+        .post(format!("{}/api/v1/domains", api.base))
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.get("/accounts").await.1,
+        json!([]),
+        "nothing was written"
+    );
+    assert_eq!(api.get("/domains/none.test").await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        api.delete("/accounts/ghost@example.test").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn ip_ranges_are_listed_added_and_removed() {
+    let api = start().await;
+    let (_, ranges) = api.get("/ip-ranges").await;
+    let names: Vec<&str> = ranges
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "My computer",
+            "My computer (IPv6)",
+            "Internet",
+            "Internet (IPv6)"
+        ]
+    );
+    let (status, range) = api
+        .post("/ip-ranges", json!({ "name": "office", "priority": 50, "lower": "192.0.2.0", "upper": "192.0.2.255", "allow_pop3": false }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{range}");
+    assert_eq!(range["allow_pop3"], false);
+    assert_eq!(
+        range["allow_external_to_external"], false,
+        "safe default: no relaying for outsiders"
+    );
+    assert_eq!(
+        api.delete("/ip-ranges/office").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.delete("/ip-ranges/office").await.0,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -1,0 +1,388 @@
+//! Accounts: the only objects that own mailboxes and may log in.
+
+use crate::error::{DirectoryError, parse_address};
+use crate::{Directory, password};
+use mc_types::Secret;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// What an account may administer (the reference's user / domain / server levels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum AdminLevel {
+    #[default]
+    User,
+    Domain,
+    Server,
+}
+
+impl AdminLevel {
+    fn to_db(self) -> i16 {
+        match self {
+            Self::User => 0,
+            Self::Domain => 1,
+            Self::Server => 2,
+        }
+    }
+
+    fn from_db(value: i16) -> Self {
+        match value {
+            1 => Self::Domain,
+            2 => Self::Server,
+            _ => Self::User,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Account {
+    pub address: String,
+    pub domain: String,
+    pub active: bool,
+    /// 0 = unlimited.
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+    pub admin_level: AdminLevel,
+    pub first_name: String,
+    pub last_name: String,
+    pub forward_enabled: bool,
+    pub forward_address: Option<String>,
+    pub forward_keep_copy: bool,
+    pub autoreply_enabled: bool,
+    pub autoreply_subject: String,
+    pub autoreply_body: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub autoreply_expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    address: String,
+    domain: String,
+    active: bool,
+    quota_bytes: i64,
+    used_bytes: i64,
+    admin_level: i16,
+    first_name: String,
+    last_name: String,
+    forward_enabled: bool,
+    forward_address: Option<String>,
+    forward_keep_copy: bool,
+    autoreply_enabled: bool,
+    autoreply_subject: String,
+    autoreply_body: String,
+    autoreply_expires_at: Option<OffsetDateTime>,
+    last_login_at: Option<OffsetDateTime>,
+    created_at: OffsetDateTime,
+}
+
+impl From<AccountRow> for Account {
+    fn from(r: AccountRow) -> Self {
+        Self {
+            address: r.address,
+            domain: r.domain,
+            active: r.active,
+            quota_bytes: r.quota_bytes,
+            used_bytes: r.used_bytes,
+            admin_level: AdminLevel::from_db(r.admin_level),
+            first_name: r.first_name,
+            last_name: r.last_name,
+            forward_enabled: r.forward_enabled,
+            forward_address: r.forward_address,
+            forward_keep_copy: r.forward_keep_copy,
+            autoreply_enabled: r.autoreply_enabled,
+            autoreply_subject: r.autoreply_subject,
+            autoreply_body: r.autoreply_body,
+            autoreply_expires_at: r.autoreply_expires_at,
+            last_login_at: r.last_login_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const SELECT_ACCOUNT: &str = "
+    SELECT a.address, d.name AS domain, a.active, a.quota_bytes, a.used_bytes, a.admin_level,
+           a.first_name, a.last_name, a.forward_enabled, a.forward_address, a.forward_keep_copy,
+           a.autoreply_enabled, a.autoreply_subject, a.autoreply_body, a.autoreply_expires_at,
+           a.last_login_at, a.created_at
+      FROM accounts a JOIN domains d ON d.id = a.domain_id";
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub address: String,
+    #[schema(value_type = String)]
+    pub password: Secret<String>,
+    #[serde(default)]
+    pub quota_bytes: i64,
+    #[serde(default)]
+    pub admin_level: AdminLevel,
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Changes to an account; `None` leaves a field as it is. `forward_address` and
+/// `autoreply_expires_at` are cleared by the matching `clear_*` flag.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountUpdate {
+    #[schema(value_type = Option<String>)]
+    pub password: Option<Secret<String>>,
+    pub quota_bytes: Option<i64>,
+    pub active: Option<bool>,
+    pub admin_level: Option<AdminLevel>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub forward_enabled: Option<bool>,
+    pub forward_address: Option<String>,
+    pub forward_keep_copy: Option<bool>,
+    pub autoreply_enabled: Option<bool>,
+    pub autoreply_subject: Option<String>,
+    pub autoreply_body: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub autoreply_expires_at: Option<OffsetDateTime>,
+    #[serde(default)]
+    pub clear_autoreply_expiry: bool,
+}
+
+impl Directory {
+    /// Creates an account in a hosted domain (by its primary name), enforcing the domain's
+    /// account-count and total-quota limits under a lock on the domain row.
+    pub async fn create_account(&self, new: NewAccount) -> Result<Account, DirectoryError> {
+        let address = parse_address(&new.address)?;
+        password::check_policy(&new.password)?;
+        check_quota(new.quota_bytes)?;
+        let key = address.lookup_key();
+        let hash = password::hash(new.password).await?;
+
+        let mut tx = self.pool.begin().await?;
+        let domain: Option<(i64, i32, i64)> = sqlx::query_as(
+            "SELECT id, max_accounts, max_account_size_bytes FROM domains WHERE name = $1 FOR UPDATE",
+        )
+        .bind(address.domain().as_str())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((domain_id, max_accounts, max_account_size)) = domain else {
+            return Err(self.unknown_domain_error(address.domain().as_str()).await);
+        };
+        let (count, quota_sum): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), COALESCE(sum(quota_bytes), 0)::bigint FROM accounts WHERE domain_id = $1",
+        )
+        .bind(domain_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if max_accounts > 0 && count >= i64::from(max_accounts) {
+            return Err(DirectoryError::Conflict(format!(
+                "the domain {} allows at most {max_accounts} account(s)",
+                address.domain()
+            )));
+        }
+        check_domain_quota_total(max_account_size, quota_sum, new.quota_bytes)?;
+        sqlx::query(
+            "INSERT INTO accounts (domain_id, address, password_hash, quota_bytes, admin_level, active)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(domain_id)
+        .bind(&key)
+        .bind(&hash)
+        .bind(new.quota_bytes)
+        .bind(new.admin_level.to_db())
+        .bind(new.active)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| DirectoryError::from_insert(e, &key))?;
+        tx.commit().await?;
+        self.account(&key).await
+    }
+
+    pub async fn accounts(&self, domain: Option<&str>) -> Result<Vec<Account>, DirectoryError> {
+        let rows: Vec<AccountRow> = match domain {
+            Some(domain) => {
+                let domain = crate::error::parse_hosted_domain(domain)?;
+                self.domain_id(domain.as_str()).await?;
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_ACCOUNT} WHERE d.name = $1 ORDER BY a.address"
+                )))
+                .bind(domain.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "{SELECT_ACCOUNT} ORDER BY a.address"
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        Ok(rows.into_iter().map(Account::from).collect())
+    }
+
+    pub async fn account(&self, address: &str) -> Result<Account, DirectoryError> {
+        let key = parse_address(address)?.lookup_key();
+        let row: Option<AccountRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT_ACCOUNT} WHERE a.address = $1"
+        )))
+        .bind(&key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Account::from)
+            .ok_or_else(|| DirectoryError::not_found("account", key))
+    }
+
+    pub async fn update_account(
+        &self,
+        address: &str,
+        update: AccountUpdate,
+    ) -> Result<Account, DirectoryError> {
+        let key = parse_address(address)?.lookup_key();
+        if let Some(password) = &update.password {
+            password::check_policy(password)?;
+        }
+        if let Some(quota) = update.quota_bytes {
+            check_quota(quota)?;
+        }
+        let forward_address = update
+            .forward_address
+            .as_deref()
+            .map(parse_address)
+            .transpose()?
+            .map(|a| a.lookup_key());
+        let hash = match update.password {
+            Some(password) => Some(password::hash(password).await?),
+            None => None,
+        };
+
+        let mut tx = self.pool.begin().await?;
+        let current: Option<(i64, i64, bool, Option<String>)> = sqlx::query_as(
+            "SELECT domain_id, quota_bytes, forward_enabled, forward_address FROM accounts WHERE address = $1 FOR UPDATE",
+        )
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((domain_id, old_quota, old_forward_enabled, old_forward_address)) = current else {
+            return Err(DirectoryError::not_found("account", key));
+        };
+        if let Some(quota) = update.quota_bytes {
+            let (max_account_size, quota_sum): (i64, i64) = sqlx::query_as(
+                "SELECT d.max_account_size_bytes,
+                        (SELECT COALESCE(sum(quota_bytes), 0)::bigint FROM accounts WHERE domain_id = d.id)
+                   FROM domains d WHERE d.id = $1 FOR UPDATE",
+            )
+            .bind(domain_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            check_domain_quota_total(max_account_size, quota_sum - old_quota, quota)?;
+        }
+        let forward_enabled = update.forward_enabled.unwrap_or(old_forward_enabled);
+        if forward_enabled && forward_address.is_none() && old_forward_address.is_none() {
+            return Err(DirectoryError::Invalid(
+                "forwarding needs a forward_address".to_string(),
+            ));
+        }
+        if forward_address.as_deref() == Some(key.as_str()) {
+            return Err(DirectoryError::Invalid(
+                "an account cannot forward to itself".to_string(),
+            ));
+        }
+        sqlx::query(
+            "UPDATE accounts SET
+                 password_hash = COALESCE($2, password_hash),
+                 quota_bytes = COALESCE($3, quota_bytes),
+                 active = COALESCE($4, active),
+                 admin_level = COALESCE($5, admin_level),
+                 first_name = COALESCE($6, first_name),
+                 last_name = COALESCE($7, last_name),
+                 forward_enabled = $8,
+                 forward_address = COALESCE($9, forward_address),
+                 forward_keep_copy = COALESCE($10, forward_keep_copy),
+                 autoreply_enabled = COALESCE($11, autoreply_enabled),
+                 autoreply_subject = COALESCE($12, autoreply_subject),
+                 autoreply_body = COALESCE($13, autoreply_body),
+                 autoreply_expires_at = CASE WHEN $15 THEN NULL ELSE COALESCE($14, autoreply_expires_at) END,
+                 updated_at = now()
+             WHERE address = $1",
+        )
+        .bind(&key)
+        .bind(hash)
+        .bind(update.quota_bytes)
+        .bind(update.active)
+        .bind(update.admin_level.map(AdminLevel::to_db))
+        .bind(update.first_name)
+        .bind(update.last_name)
+        .bind(forward_enabled)
+        .bind(forward_address)
+        .bind(update.forward_keep_copy)
+        .bind(update.autoreply_enabled)
+        .bind(update.autoreply_subject)
+        .bind(update.autoreply_body)
+        .bind(update.autoreply_expires_at)
+        .bind(update.clear_autoreply_expiry)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.account(&key).await
+    }
+
+    /// Removes an account with its mailboxes. Message bodies stay in the object store until the
+    /// collector finds them unreferenced.
+    pub async fn remove_account(&self, address: &str) -> Result<(), DirectoryError> {
+        let key = parse_address(address)?.lookup_key();
+        let removed = sqlx::query("DELETE FROM accounts WHERE address = $1")
+            .bind(&key)
+            .execute(&self.pool)
+            .await?;
+        if removed.rows_affected() == 0 {
+            return Err(DirectoryError::not_found("account", key));
+        }
+        Ok(())
+    }
+
+    /// The error for an address whose domain is not a primary hosted domain: an alias name gets a
+    /// hint to use the primary name.
+    pub(crate) async fn unknown_domain_error(&self, name: &str) -> DirectoryError {
+        match sqlx::query_scalar::<_, String>(
+            "SELECT d.name FROM domain_aliases a JOIN domains d ON d.id = a.domain_id WHERE a.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        {
+            Ok(Some(primary)) => DirectoryError::Invalid(format!(
+                "{name} is an alias of the domain {primary}; create the object under {primary}"
+            )),
+            Ok(None) => DirectoryError::UnknownDomain(name.to_string()),
+            Err(e) => DirectoryError::Database(e),
+        }
+    }
+}
+
+fn check_quota(quota: i64) -> Result<(), DirectoryError> {
+    if quota < 0 {
+        return Err(DirectoryError::Invalid(
+            "the quota must not be negative".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// The domain's "max size of accounts": the quotas of its accounts may not add up to more.
+fn check_domain_quota_total(limit: i64, others: i64, quota: i64) -> Result<(), DirectoryError> {
+    if limit > 0 && (quota == 0 || others.saturating_add(quota) > limit) {
+        return Err(DirectoryError::Conflict(format!(
+            "the domain's account quotas may add up to {limit} bytes; {others} are allocated, so this \
+             account can have at most {} (and not unlimited)",
+            (limit - others).max(0)
+        )));
+    }
+    Ok(())
+}

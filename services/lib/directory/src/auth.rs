@@ -1,0 +1,71 @@
+//! Login: an account address (or the same local part at a domain alias) and its password.
+//! Aliases and lists cannot log in. Every failure looks the same to the client; the reason is
+//! returned for logs and auto-ban, never sent over the wire.
+
+use crate::{Directory, DirectoryError, password};
+use mc_types::{EmailAddress, Secret};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthOutcome {
+    Success { account_id: i64, address: String },
+    Failure(AuthFailure),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No such account, or a login that is not an address.
+    UnknownAccount,
+    WrongPassword,
+    /// The account or its domain is disabled.
+    Disabled,
+}
+
+impl Directory {
+    pub async fn authenticate(
+        &self,
+        login: &str,
+        password: Secret<String>,
+    ) -> Result<AuthOutcome, DirectoryError> {
+        let found = match EmailAddress::parse(login.trim()) {
+            Ok(address) => self.login_account(&address).await?,
+            Err(_) => None,
+        };
+        let Some((account_id, address, hash, active)) = found else {
+            // Spend the same time as a real verification: no enumeration by timing.
+            password::verify(password, password::dummy_hash().to_string()).await;
+            return Ok(AuthOutcome::Failure(AuthFailure::UnknownAccount));
+        };
+        if !password::verify(password, hash).await {
+            return Ok(AuthOutcome::Failure(AuthFailure::WrongPassword));
+        }
+        if !active {
+            return Ok(AuthOutcome::Failure(AuthFailure::Disabled));
+        }
+        sqlx::query("UPDATE accounts SET last_login_at = now() WHERE id = $1")
+            .bind(account_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(AuthOutcome::Success {
+            account_id,
+            address,
+        })
+    }
+
+    /// `(id, address, hash, account and domain active)` of the account behind a login.
+    async fn login_account(
+        &self,
+        login: &EmailAddress,
+    ) -> Result<Option<(i64, String, String, bool)>, DirectoryError> {
+        let Some(domain) = self.hosted_domain(login.domain().as_str()).await? else {
+            return Ok(None);
+        };
+        let canonical = format!("{}@{}", login.local_part().to_lowercase(), domain.name);
+        let row: Option<(i64, String, String, bool)> = sqlx::query_as(
+            "SELECT id, address, password_hash, active FROM accounts WHERE address = $1",
+        )
+        .bind(&canonical)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(id, address, hash, active)| (id, address, hash, active && domain.active)))
+    }
+}

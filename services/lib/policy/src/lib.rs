@@ -1,0 +1,12 @@
+//! Connection and relay policy shared by the protocol services.
+//!
+//! For now: IP ranges (the reference server's model). A range has a priority (0–1000, highest
+//! wins), inclusive lower/upper addresses, per-protocol switches, the relay matrix (which
+//! sender→recipient categories may be delivered, and which need SMTP authentication), anti-spam
+//! and anti-virus switches, and an optional expiry (auto-ban uses it). An address that matches no
+//! live range gets no service at all. Greylisting, auto-ban and rate limits join this crate later.
+#![forbid(unsafe_code)]
+
+mod ip_ranges;
+
+pub use ip_ranges::{IpRange, IpRanges, NewIpRange, PolicyError};

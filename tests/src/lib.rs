@@ -1,0 +1,215 @@
+//! End-to-end harness: runs the real binaries (`mailcluster-admin`, `mailctl`) as processes
+//! against the stores `ops/test` started, each test on its own database and ports.
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub use mc_testkit::TestDatabase;
+
+/// Path of a workspace binary next to the test executable (`target/<profile>/<name>`).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: build it first (`cargo build --workspace --bins`, which ops/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";
+
+/// A running `mailcluster-admin serve` process; killed when dropped.
+pub struct AdminProcess {
+    pub child: Child,
+    pub api_url: String,
+    pub ops_url: String,
+    log: PathBuf,
+}
+
+impl AdminProcess {
+    /// Starts the admin service on fresh ports against `database_url` and waits until `/readyz`
+    /// answers 200 (panics with the service log after 60 s).
+    pub fn start(database_url: &str) -> Self {
+        let (api_port, ops_port) = (free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("mc-admin-{}.log", uuid_like()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin("mailcluster-admin"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MAILCLUSTER_DATABASE__URL", database_url)
+            .env("MAILCLUSTER_ADMIN__TOKEN", ADMIN_TOKEN)
+            .env("MAILCLUSTER_ADMIN__LISTEN", format!("127.0.0.1:{api_port}"))
+            .env("MAILCLUSTER_OPS__LISTEN", format!("127.0.0.1:{ops_port}"))
+            .env("MAILCLUSTER_LOG__FORMAT", "text")
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start mailcluster-admin");
+        let admin = Self {
+            child,
+            api_url: format!("http://127.0.0.1:{api_port}"),
+            ops_url: format!("http://127.0.0.1:{ops_port}"),
+            log,
+        };
+        admin.wait_ready(Duration::from_secs(60));
+        admin
+    }
+
+    fn wait_ready(&self, limit: Duration) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if http_status(&format!("{}/readyz", self.ops_url)) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "mailcluster-admin did not become ready; its log:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `mailctl` against this service with the token in the environment.
+    pub fn mailctl(&self, args: &[&str]) -> Output {
+        mailctl(&self.api_url, Some(ADMIN_TOKEN), args, None)
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "no exit within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for AdminProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `mailctl` with a clean environment; `stdin` is written to its standard input.
+pub fn mailctl(url: &str, token: Option<&str>, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut command = Command::new(bin("mailctl"));
+    command.args(args).env_clear().env("MAILCTL_URL", url);
+    if let Some(token) = token {
+        command.env("MAILCTL_TOKEN", token);
+    }
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("start mailctl");
+    if let Some(text) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("mailctl output")
+}
+
+/// Status code of a plain HTTP GET on loopback, or `None` when nothing answers.
+pub fn http_status(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// GET body of a loopback URL.
+pub fn http_get(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).ok()?;
+    use std::io::{Read, Write};
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_seed()
+    )
+}
+
+fn rand_seed() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// `stdout` of a finished command as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
