@@ -1,6 +1,7 @@
 -- Directory: hosted domains, their alias names, accounts, aliases, distribution lists.
--- Addresses are stored in their lookup form: local part lower-cased, domain in lower-case ASCII
--- (A-labels), as produced by mc_types::EmailAddress::lookup_key.
+-- The addresses of objects are stored in their lookup form: local part lower-cased, domain in
+-- lower-case ASCII (A-labels), as produced by mc_types::EmailAddress::lookup_key. Addresses that
+-- point elsewhere (alias targets, forwards, list members, catch-all) keep the spelling given.
 
 CREATE TABLE domains (
     id                         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,6 +67,8 @@ CREATE TABLE aliases (
     updated_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX aliases_domain_id ON aliases (domain_id);
+-- Targets keep their spelling (external local parts may be case-sensitive); lookups fold case.
+CREATE INDEX aliases_target ON aliases (lower(target));
 
 CREATE TABLE distribution_lists (
     id                 bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -88,6 +91,7 @@ CREATE TABLE distribution_list_members (
     created_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (list_id, address)
 );
+CREATE INDEX distribution_list_members_address ON distribution_list_members (lower(address));
 
 -- A name is either a domain or a domain alias, never both; an address is an account, an alias or
 -- a list, never two of them. UNIQUE cannot span tables, so triggers check it, serialised per name

@@ -29,6 +29,9 @@ CREATE TABLE ip_ranges (
     CHECK (lower_ip <= upper_ip)
 );
 CREATE INDEX ip_ranges_priority ON ip_ranges (priority DESC);
+-- The per-connection lookup ("which live range holds this address") once auto-ban adds many rows.
+CREATE INDEX ip_ranges_bounds ON ip_ranges (lower_ip, upper_ip);
+CREATE INDEX ip_ranges_expires_at ON ip_ranges (expires_at) WHERE expires_at IS NOT NULL;
 
 -- The reference server's two default ranges (FEATURES.md Appendix A), plus their IPv6
 -- counterparts: the cluster is dual-stack, and an address no range matches is refused.

@@ -1,10 +1,22 @@
 -- Message store: immutable message records (body in the object store, parsed metadata here),
 -- mailboxes with their IMAP counters, and per-mailbox message rows.
 
+-- Every object in the store that a row may reference. The collector deletes an object only after
+-- deleting its row here, and only once no message references it and it was last referenced longer
+-- ago than a grace period; a writer refreshes last_referenced_at *before* it uploads (and again in
+-- the transaction that commits the message), so an object being written is never collected.
+CREATE TABLE blobs (
+    blob_key            text PRIMARY KEY,          -- "blobs/<sha256 hex>"
+    size_bytes          bigint NOT NULL CHECK (size_bytes >= 0),
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    last_referenced_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX blobs_last_referenced_at ON blobs (last_referenced_at);
+
 -- One stored message body, shared by the queue entry and every mailbox copy of it.
 CREATE TABLE messages (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    blob_key        text NOT NULL,              -- "blobs/<sha256 hex>" in the object store
+    blob_key        text NOT NULL REFERENCES blobs (blob_key) ON DELETE RESTRICT,
     size_bytes      bigint NOT NULL CHECK (size_bytes >= 0),
     -- Parsed once at delivery so that IMAP rarely reads the body: ENVELOPE, BODYSTRUCTURE, the
     -- header fields SEARCH and SORT use, and the byte ranges of MIME parts.
@@ -27,7 +39,9 @@ CREATE TABLE mailboxes (
     special_use      text NULL CHECK (special_use IN ('\All', '\Archive', '\Drafts', '\Flagged', '\Junk', '\Sent', '\Trash')),
     subscribed       boolean NOT NULL DEFAULT true,
     created_at       timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (account_id, name)
+    UNIQUE (account_id, name),
+    -- INBOX is case-insensitive in IMAP: only the canonical spelling may be stored.
+    CHECK (upper(name) <> 'INBOX' OR name = 'INBOX')
 );
 
 CREATE TABLE mailbox_messages (
@@ -40,10 +54,12 @@ CREATE TABLE mailbox_messages (
     internal_date   timestamptz NOT NULL DEFAULT now(),
     size_bytes      bigint NOT NULL CHECK (size_bytes >= 0),
     -- Idempotency key of the delivery that created the row (the queue recipient id), so that a
-    -- retried delivery finds its earlier copy instead of making a second one.
-    delivery_key    text NULL UNIQUE,
+    -- retried delivery finds its earlier copy instead of making a second one. Unique per mailbox:
+    -- one recipient may expand to several mailboxes (lists, forwards that keep a copy).
+    delivery_key    text NULL,
     created_at      timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (mailbox_id, uid)
+    UNIQUE (mailbox_id, uid),
+    UNIQUE (mailbox_id, delivery_key)
 );
 CREATE INDEX mailbox_messages_modseq ON mailbox_messages (mailbox_id, modseq);
 CREATE INDEX mailbox_messages_message_id ON mailbox_messages (message_id);

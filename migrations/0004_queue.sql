@@ -35,4 +35,3 @@ CREATE TABLE queue_recipients (
     UNIQUE (queue_id, address)
 );
 CREATE INDEX queue_recipients_due ON queue_recipients (next_attempt_at) WHERE state = 'queued';
-CREATE INDEX queue_recipients_queue_id ON queue_recipients (queue_id);

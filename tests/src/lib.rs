@@ -47,6 +47,11 @@ impl AdminProcess {
     /// Starts the admin service on fresh ports against `database_url` and waits until `/readyz`
     /// answers 200 (panics with the service log after 60 s).
     pub fn start(database_url: &str) -> Self {
+        Self::start_with(database_url, &[])
+    }
+
+    /// [`AdminProcess::start`] with extra environment variables.
+    pub fn start_with(database_url: &str, extra_env: &[(&str, &str)]) -> Self {
         let (api_port, ops_port) = (free_port(), free_port());
         let log = std::env::temp_dir().join(format!("mc-admin-{}.log", uuid_like()));
         let file = std::fs::File::create(&log).expect("log file");
@@ -59,6 +64,7 @@ impl AdminProcess {
             .env("MAILCLUSTER_ADMIN__LISTEN", format!("127.0.0.1:{api_port}"))
             .env("MAILCLUSTER_OPS__LISTEN", format!("127.0.0.1:{ops_port}"))
             .env("MAILCLUSTER_LOG__FORMAT", "text")
+            .envs(extra_env.iter().copied())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
             .spawn()

@@ -6,7 +6,10 @@ use std::process::Command;
 
 #[test]
 fn config_errors_are_all_named_and_exit_64_before_any_port_is_bound() {
-    let port = free_port();
+    // Hold the port the configuration names: a service that bound before validating would fail
+    // with "address in use" (exit 1) instead of reporting the configuration (exit 64).
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
     let config = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(
         config.path(),
@@ -21,15 +24,25 @@ fn config_errors_are_all_named_and_exit_64_before_any_port_is_bound() {
         .unwrap();
     assert_eq!(output.status.code(), Some(64), "{}", stderr(&output));
     let text = stderr(&output);
-    for key in ["admin.frobnicate", "database.max_connections", "ops.listen"] {
+    for key in [
+        "admin.frobnicate",
+        "database.max_connections",
+        "ops.listen",
+        "admin.token",
+        "database.url",
+    ] {
         assert!(text.contains(key), "{key} not named in:\n{text}");
     }
+    assert!(text.contains("at least 16 characters"), "{text}");
     assert!(
         text.contains("MAILCLUSTER_OPS__LISTEN"),
         "the source of the bad value is named:\n{text}"
     );
-    // Nothing was bound: the port is still free.
-    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    assert!(
+        !text.contains("address in use") && !text.to_lowercase().contains("addrinuse"),
+        "{text}"
+    );
+    drop(held);
 
     let output = Command::new(bin("mailcluster-admin"))
         .arg("check-config")
@@ -126,24 +139,30 @@ async fn logs_are_json_lines_by_default_and_never_show_the_token_or_passwords() 
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let url = format!("http://127.0.0.1:{port}");
-    mc_tests::mailctl(
-        &url,
-        Some(mc_tests::ADMIN_TOKEN),
-        &["domain", "add", "example.test"],
-        None,
-    );
-    mc_tests::mailctl(
-        &url,
-        Some(mc_tests::ADMIN_TOKEN),
+    for args in [
+        &["domain", "add", "example.test"][..],
         &[
             "account",
             "add",
             "a@example.test",
             "--password",
             "secret-password-xyz",
-        ],
-        None,
-    );
+        ][..],
+        &[
+            "account",
+            "passwd",
+            "a@example.test",
+            "--password",
+            "secret-password-xyz",
+        ][..],
+    ] {
+        let output = mc_tests::mailctl(&url, Some(mc_tests::ADMIN_TOKEN), args, None);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            mc_tests::stderr(&output)
+        );
+    }
     let _ = child.kill();
     let _ = child.wait();
     let text = std::fs::read_to_string(log.path()).unwrap();
@@ -158,4 +177,25 @@ async fn logs_are_json_lines_by_default_and_never_show_the_token_or_passwords() 
         );
     }
     assert!(!text.contains(mc_tests::ADMIN_TOKEN) && !text.contains("secret-password-xyz"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_otlp_endpoint_that_is_down_does_not_stop_the_service() {
+    // Trace export is best effort: a collector that is unreachable must not block start-up or
+    // requests. (That spans reach a live collector is not covered by this test.)
+    let db = TestDatabase::migrated().await;
+    let collector = format!("http://127.0.0.1:{}", free_port());
+    let admin = AdminProcess::start_with(
+        &db.url,
+        &[("MAILCLUSTER_TELEMETRY__OTLP_ENDPOINT", collector.as_str())],
+    );
+    assert!(
+        admin
+            .mailctl(&["domain", "add", "example.test"])
+            .status
+            .success(),
+        "{}",
+        admin.log_text()
+    );
+    assert_eq!(http_status(&format!("{}/readyz", admin.ops_url)), Some(200));
 }

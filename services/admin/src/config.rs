@@ -1,6 +1,6 @@
 //! Configuration of the admin service.
 
-use mc_runtime::config::{ConfigError, ServiceConfig, lenient_secret, resolve_secret};
+use mc_runtime::config::{ConfigError, ServiceConfig, resolve_secret};
 use mc_runtime::sections::{DatabaseConfig, LogConfig, OpsConfig, TelemetryConfig};
 use mc_types::Secret;
 use serde::{Deserialize, Serialize};
@@ -27,7 +27,6 @@ pub struct AdminSection {
     /// Where the HTTP API listens. Loopback by default; containers set `0.0.0.0:8080`.
     pub listen: SocketAddr,
     /// Bearer token every API request must carry.
-    #[serde(deserialize_with = "lenient_secret")]
     pub token: Option<Secret<String>>,
     pub token_file: Option<PathBuf>,
     /// Apply pending migrations at start-up (safe with several replicas: an advisory lock
@@ -64,6 +63,7 @@ impl Default for AdminConfig {
 impl ServiceConfig for AdminConfig {
     fn finish(&mut self, errors: &mut Vec<ConfigError>) {
         self.database.finish(errors);
+        self.log.finish(errors);
         self.telemetry.finish(errors);
         resolve_secret(
             "admin.token",

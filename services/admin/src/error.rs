@@ -51,13 +51,55 @@ impl ApiError {
         )
     }
 
-    fn store(error: &dyn std::fmt::Display) -> Self {
-        tracing::error!(%error, "store error in admin request");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the database is unavailable; try again (details in the admin service log)",
-        )
+    /// Classifies a database error once: the client's own bad data (SQLSTATE class 22, e.g. a NUL
+    /// character) is a 400, a constraint it broke (class 23) a 409, an unreachable or overloaded
+    /// database a 503 worth retrying, anything else a 500. Details go to the log only.
+    fn store(error: &sqlx::Error) -> Self {
+        let class = match error {
+            sqlx::Error::Database(db) => db
+                .code()
+                .map(|code| code.chars().take(2).collect::<String>()),
+            _ => None,
+        };
+        match (class.as_deref(), error) {
+            (Some("22"), _) => {
+                tracing::info!(%error, "admin request with data the database refuses");
+                Self::invalid(
+                    "a value is not acceptable to the database (for example it contains a NUL character)",
+                )
+            }
+            (Some("23"), _) => {
+                tracing::info!(%error, "admin request breaks a constraint");
+                Self::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "the change conflicts with existing data",
+                )
+            }
+            (
+                _,
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_),
+            )
+            | (Some("08" | "53" | "57"), _) => {
+                tracing::error!(%error, "database unavailable during admin request");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the database is unavailable; try again (details in the admin service log)",
+                )
+            }
+            _ => {
+                tracing::error!(%error, "database error in admin request");
+                Self::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error (see the admin service log)",
+                )
+            }
+        }
     }
 }
 

@@ -96,24 +96,64 @@ fn kind(body: &Value) -> &str {
 }
 
 #[tokio::test]
-async fn every_api_route_needs_the_bearer_token() {
+async fn every_route_in_the_openapi_document_needs_the_bearer_token() {
     let api = start().await;
-    for auth in [
-        None,
-        Some("Bearer wrong-token-0123456789"),
-        Some("Basic dGVzdA=="),
-        Some(TOKEN),
-    ] {
-        let mut request = api.http.get(format!("{}/api/v1/domains", api.base));
-        if let Some(auth) = auth {
-            request = request.header("authorization", auth);
+    let doc: Value = api
+        .http
+        .get(format!("{}/openapi.json", api.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut checked = 0;
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        let concrete = path
+            .replace("{domain}", "example.test")
+            .replace("{address}", "a@example.test")
+            .replace("{alias}", "alias.test")
+            .replace("{member}", "m@example.test")
+            .replace("{name}", "Internet");
+        for method in operations.as_object().unwrap().keys() {
+            let method: reqwest::Method = method.to_uppercase().parse().unwrap();
+            let bad = [
+                None,
+                Some("Bearer wrong-token-0123456789".to_string()),
+                Some("Basic dGVzdA==".to_string()),
+                Some(TOKEN.to_string()),
+            ];
+            for auth in bad {
+                let mut request = api
+                    .http
+                    .request(method.clone(), format!("{}{concrete}", api.base))
+                    .json(&json!({}));
+                if let Some(auth) = auth {
+                    request = request.header("authorization", auth);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(
+                    response.status(),
+                    StatusCode::UNAUTHORIZED,
+                    "{method} {concrete}"
+                );
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(kind(&body), "unauthorized");
+                checked += 1;
+            }
         }
-        let response = request.send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
-        let body: Value = response.json().await.unwrap();
-        assert_eq!(kind(&body), "unauthorized");
     }
-    assert_eq!(api.get("/domains").await.0, StatusCode::OK);
+    assert!(checked >= 4 * 30, "only {checked} requests checked");
+    assert_eq!(
+        api.get("/ip-ranges/Internet").await.0,
+        StatusCode::OK,
+        "nothing was changed"
+    );
+    assert_eq!(
+        api.get("/domains").await.0,
+        StatusCode::OK,
+        "the right token works"
+    );
 }
 
 #[tokio::test]
@@ -317,6 +357,36 @@ async fn bad_input_gets_a_clear_error_and_writes_nothing() {
         );
         assert!(!response["error"]["message"].as_str().unwrap().is_empty());
     }
+    let (status, body) = api.delete("/domains/example.test?force=maybe").await;
+    assert_eq!(
+        (status, kind(&body)),
+        (StatusCode::BAD_REQUEST, "invalid"),
+        "bad query strings get the JSON error too"
+    );
+    let (status, body) = api
+        .patch(
+            "/accounts/x@example.test",
+            json!({ "first_name": "nul\u{0}byte" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    api.post(
+        "/accounts",
+        json!({ "address": "n@example.test", "password": "long enough" }),
+    )
+    .await;
+    let (status, body) = api
+        .patch(
+            "/accounts/n@example.test",
+            json!({ "first_name": "nul\u{0}byte" }),
+        )
+        .await;
+    assert_eq!(
+        (status, kind(&body)),
+        (StatusCode::BAD_REQUEST, "invalid"),
+        "data the database refuses is the client's error: {body}"
+    );
+    api.delete("/accounts/n@example.test").await;
     let raw = api
         .http
         .post(format!("{}/api/v1/domains", api.base))

@@ -1,9 +1,10 @@
 //! `/api/v1/accounts`
 
 use super::{AppState, Body};
+use super::{Path, Query};
 use crate::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use mc_directory::{Account, AccountUpdate, NewAccount};
 use serde::Deserialize;

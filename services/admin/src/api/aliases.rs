@@ -1,9 +1,10 @@
 //! `/api/v1/aliases`
 
 use super::{AppState, Body, DomainFilter};
+use super::{Path, Query};
 use crate::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use mc_directory::{Alias, NewAlias};
 use serde::Deserialize;

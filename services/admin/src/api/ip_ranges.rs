@@ -1,9 +1,10 @@
 //! `/api/v1/ip-ranges`
 
+use super::Path;
 use super::{AppState, Body};
 use crate::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use mc_policy::{IpRange, NewIpRange};
 

@@ -1,9 +1,10 @@
 //! `/api/v1/lists`: distribution lists and their members.
 
 use super::{ActiveUpdate, AppState, Body, DomainFilter};
+use super::{Path, Query};
 use crate::error::{ApiError, ErrorBody};
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use mc_directory::{DistributionList, NewList};
 use serde::Deserialize;

@@ -255,28 +255,42 @@ impl Directory {
             .forward_address
             .as_deref()
             .map(parse_address)
-            .transpose()?
-            .map(|a| a.lookup_key());
+            .transpose()?;
+        let forwards_to_itself = forward_address
+            .as_ref()
+            .is_some_and(|a| a.lookup_key() == key);
+        let forward_address = forward_address.map(|a| a.to_string());
         let hash = match update.password {
             Some(password) => Some(password::hash(password).await?),
             None => None,
         };
 
+        // Lock order everywhere: the domain row first, then what it holds (as create_account and
+        // remove_domain do), so concurrent changes serialise instead of deadlocking.
         let mut tx = self.pool.begin().await?;
-        let current: Option<(i64, i64, bool, Option<String>)> = sqlx::query_as(
-            "SELECT domain_id, quota_bytes, forward_enabled, forward_address FROM accounts WHERE address = $1 FOR UPDATE",
+        let domain: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT d.id, d.max_account_size_bytes FROM domains d
+              WHERE d.id = (SELECT domain_id FROM accounts WHERE address = $1) FOR UPDATE",
         )
         .bind(&key)
         .fetch_optional(&mut *tx)
         .await?;
-        let Some((domain_id, old_quota, old_forward_enabled, old_forward_address)) = current else {
+        let Some((domain_id, max_account_size)) = domain else {
+            return Err(DirectoryError::not_found("account", key));
+        };
+        let current: Option<(i64, bool, Option<String>)> = sqlx::query_as(
+            "SELECT quota_bytes, forward_enabled, forward_address FROM accounts WHERE address = $1 FOR UPDATE",
+        )
+        .bind(&key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((old_quota, old_forward_enabled, old_forward_address)) = current else {
             return Err(DirectoryError::not_found("account", key));
         };
         if let Some(quota) = update.quota_bytes {
-            let (max_account_size, quota_sum): (i64, i64) = sqlx::query_as(
-                "SELECT d.max_account_size_bytes,
-                        (SELECT COALESCE(sum(quota_bytes), 0)::bigint FROM accounts WHERE domain_id = d.id)
-                   FROM domains d WHERE d.id = $1 FOR UPDATE",
+            // A new statement after the lock: it sees every change committed before we got it.
+            let quota_sum: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(sum(quota_bytes), 0)::bigint FROM accounts WHERE domain_id = $1",
             )
             .bind(domain_id)
             .fetch_one(&mut *tx)
@@ -289,7 +303,7 @@ impl Directory {
                 "forwarding needs a forward_address".to_string(),
             ));
         }
-        if forward_address.as_deref() == Some(key.as_str()) {
+        if forwards_to_itself {
             return Err(DirectoryError::Invalid(
                 "an account cannot forward to itself".to_string(),
             ));

@@ -55,7 +55,8 @@ impl Directory {
         sqlx::query("INSERT INTO aliases (domain_id, address, target) VALUES ($1, $2, $3)")
             .bind(domain_id)
             .bind(&key)
-            .bind(target.lookup_key())
+            // The target keeps its spelling: another host's local parts may be case-sensitive.
+            .bind(target.to_string())
             .execute(&mut *tx)
             .await
             .map_err(|e| DirectoryError::from_insert(e, &key))?;

@@ -32,7 +32,7 @@ impl Directory {
         };
         let Some((account_id, address, hash, active)) = found else {
             // Spend the same time as a real verification: no enumeration by timing.
-            password::verify(password, password::dummy_hash().to_string()).await;
+            password::verify(password, password::dummy_hash().await?).await;
             return Ok(AuthOutcome::Failure(AuthFailure::UnknownAccount));
         };
         if !password::verify(password, hash).await {

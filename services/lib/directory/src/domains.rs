@@ -235,7 +235,7 @@ impl Directory {
         let target = target
             .map(parse_address)
             .transpose()?
-            .map(|a| a.lookup_key());
+            .map(|a| a.to_string());
         let updated =
             sqlx::query("UPDATE domains SET catch_all = $2, updated_at = now() WHERE name = $1")
                 .bind(domain.as_str())

@@ -79,7 +79,7 @@ impl Directory {
             .as_deref()
             .map(parse_address)
             .transpose()?
-            .map(|a| a.lookup_key());
+            .map(|a| a.to_string());
         if new.mode == ListMode::Announcement && announce.is_none() {
             return Err(DirectoryError::Invalid(
                 "an announcement list needs an announce_address".to_string(),
@@ -218,12 +218,14 @@ impl Directory {
         member: &str,
     ) -> Result<DistributionList, DirectoryError> {
         let key = parse_address(list)?.lookup_key();
-        let member = parse_address(member)?.lookup_key();
-        if member == key {
+        let member = parse_address(member)?;
+        if member.lookup_key() == key {
             return Err(DirectoryError::Invalid(
                 "a list cannot be a member of itself".to_string(),
             ));
         }
+        // Members keep their spelling: another host's local parts may be case-sensitive.
+        let member = member.to_string();
         let mut tx = self.pool.begin().await?;
         let id: i64 =
             sqlx::query_scalar("SELECT id FROM distribution_lists WHERE address = $1 FOR UPDATE")
@@ -263,9 +265,10 @@ impl Directory {
     ) -> Result<DistributionList, DirectoryError> {
         let key = parse_address(list)?.lookup_key();
         let member = parse_address(member)?.lookup_key();
+        // Members keep the spelling they were added with; removal matches regardless of case.
         let removed = sqlx::query(
             "DELETE FROM distribution_list_members
-              WHERE list_id = (SELECT id FROM distribution_lists WHERE address = $1) AND address = $2",
+              WHERE list_id = (SELECT id FROM distribution_lists WHERE address = $1) AND lower(address) = $2",
         )
         .bind(&key)
         .bind(&member)

@@ -50,8 +50,24 @@ pub fn check_policy(password: &Secret<String>) -> Result<(), DirectoryError> {
     Ok(())
 }
 
+/// How many hash computations run at once. Each takes ~19 MiB and a core for tens of
+/// milliseconds; a flood of logins queues here instead of exhausting memory and threads.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(cores * 2)
+    })
+}
+
 /// Hashes a password with argon2id on the blocking pool.
 pub async fn hash(password: Secret<String>) -> Result<String, DirectoryError> {
+    let _permit = hashing_permits()
+        .acquire()
+        .await
+        .map_err(|e| DirectoryError::Hashing(e.to_string()))?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.expose().as_bytes())
@@ -65,6 +81,9 @@ pub async fn hash(password: Secret<String>) -> Result<String, DirectoryError> {
 /// Verifies a password against a stored hash on the blocking pool. A malformed or unsupported
 /// stored hash verifies as false (and is logged), never as true.
 pub async fn verify(password: Secret<String>, stored: String) -> bool {
+    let Ok(_permit) = hashing_permits().acquire().await else {
+        return false;
+    };
     tokio::task::spawn_blocking(move || verify_blocking(password.expose(), &stored))
         .await
         .unwrap_or(false)
@@ -90,15 +109,20 @@ fn verify_blocking(password: &str, stored: &str) -> bool {
 
 /// A hash of a random password, verified against when the login names no account, so that an
 /// unknown login costs as much time as a wrong password (no account enumeration by timing).
-pub(crate) fn dummy_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| {
-        let random: [u8; 16] = rand::random();
-        Argon2::default()
-            .hash_password(&random)
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
+/// Computed once, on the blocking pool.
+pub(crate) async fn dummy_hash() -> Result<String, DirectoryError> {
+    static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    DUMMY
+        .get_or_try_init(|| async {
+            let random: [u8; 32] = rand::random();
+            hash(Secret::new(hex_string(&random))).await
+        })
+        .await
+        .cloned()
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

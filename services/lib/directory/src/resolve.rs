@@ -42,7 +42,7 @@ pub enum Rejection {
 pub enum Target {
     /// A local account (its address in lookup form).
     Account(String),
-    /// An address not hosted here: relayed.
+    /// An address not hosted here, spelt as configured: relayed.
     External(String),
 }
 
@@ -107,7 +107,7 @@ impl Directory {
             unique_targets: HashSet::new(),
             skipped: Vec::new(),
         };
-        match self.expand(address.lookup_key(), &mut walk).await {
+        match self.expand(address.to_string(), &mut walk).await {
             Ok(()) if walk.targets.is_empty() => {
                 // A list whose every member was skipped delivers nowhere.
                 let reason = walk
@@ -129,19 +129,22 @@ impl Directory {
 
     fn expand<'a>(
         &'a self,
-        key: String,
+        text: String,
         walk: &'a mut Walk,
     ) -> BoxedFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
+            let address = parse_address(&text)?;
+            // Loops and duplicates are found on the case-folded form; an external address is
+            // passed on as written, since another host's local parts may be case-sensitive.
+            let key = address.lookup_key();
             if walk.path.contains(&key) || walk.path.len() > MAX_RESOLUTION_DEPTH {
                 return Err(Failure::Loop);
             }
             if !walk.seen.insert(key.clone()) {
                 return Ok(());
             }
-            let address = parse_address(&key)?;
             let Some(domain) = self.hosted_domain(address.domain().as_str()).await? else {
-                return push(walk, Target::External(key));
+                return push(walk, Target::External(address.to_string()));
             };
             if !domain.active {
                 return Err(Failure::Rejected(Rejection::DomainDisabled));
@@ -187,7 +190,7 @@ impl Directory {
                     Ok(())
                 }
                 None => match &domain.catch_all {
-                    Some(catch_all) if *catch_all != canonical => {
+                    Some(catch_all) if catch_all.to_lowercase() != canonical => {
                         self.follow(catch_all.clone(), walk).await
                     }
                     _ => Err(Failure::Rejected(Rejection::UnknownUser)),

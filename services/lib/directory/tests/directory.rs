@@ -208,6 +208,80 @@ async fn concurrent_creations_of_one_address_as_two_kinds_let_exactly_one_win() 
 }
 
 #[tokio::test]
+async fn the_cross_table_address_check_holds_under_concurrent_raw_inserts() {
+    // Bypasses the directory's domain-row lock to exercise the triggers' own serialisation.
+    let (db, d) = directory().await;
+    d.create_domain("example.test").await.unwrap();
+    let domain_id: i64 = sqlx::query_scalar("SELECT id FROM domains")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    for round in 0..20 {
+        let address = format!("raw{round}@example.test");
+        let mut first = db.pool.begin().await.unwrap();
+        let mut second = db.pool.begin().await.unwrap();
+        sqlx::query(
+            "INSERT INTO aliases (domain_id, address, target) VALUES ($1, $2, 'x@other.test')",
+        )
+        .bind(domain_id)
+        .bind(&address)
+        .execute(&mut *first)
+        .await
+        .unwrap();
+        // The second insert blocks on the advisory lock until the first commits, then fails.
+        let racing = tokio::spawn(async move {
+            let result =
+                sqlx::query("INSERT INTO distribution_lists (domain_id, address) VALUES ($1, $2)")
+                    .bind(domain_id)
+                    .bind(&address)
+                    .execute(&mut *second)
+                    .await;
+            (result.map(|_| ()), second)
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        first.commit().await.unwrap();
+        let (result, second) = racing.await.unwrap();
+        let error = result.expect_err("the second kind of object must be refused");
+        assert!(
+            error.as_database_error().unwrap().is_unique_violation(),
+            "{error}"
+        );
+        second.rollback().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn external_targets_keep_their_spelling() {
+    let (_db, d) = directory().await;
+    d.create_domain("example.test").await.unwrap();
+    d.create_alias(&alias("ext@example.test", "John.Doe@Elsewhere.test"))
+        .await
+        .unwrap();
+    assert_eq!(
+        deliver(&d, "ext@example.test").await,
+        vec![Target::External("John.Doe@elsewhere.test".into())]
+    );
+    d.create_list(&list("team@example.test")).await.unwrap();
+    d.add_list_member("team@example.test", "Mixed.Case@Elsewhere.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        d.list("team@example.test").await.unwrap().members,
+        vec!["Mixed.Case@elsewhere.test"]
+    );
+    d.remove_list_member("team@example.test", "mixed.case@elsewhere.test")
+        .await
+        .unwrap();
+    assert!(
+        d.list("team@example.test")
+            .await
+            .unwrap()
+            .members
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn domain_limits_are_enforced() {
     let (_db, d) = directory().await;
     d.create_domain("example.test").await.unwrap();
@@ -623,6 +697,12 @@ async fn password_hashes_are_argon2id_and_never_serialised() {
         .await
         .unwrap();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    let json = format!("{created:?}");
-    assert!(!json.contains("argon2") && !json.contains("correct horse"));
+    let debug = format!("{created:?}");
+    let json = serde_json::to_string(&created).unwrap();
+    for text in [debug, json] {
+        assert!(
+            !text.contains("argon2") && !text.contains("correct horse"),
+            "{text}"
+        );
+    }
 }

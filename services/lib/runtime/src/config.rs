@@ -14,8 +14,8 @@ use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Value};
 use mc_types::Secret;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Exit status for configuration errors (sysexits `EX_USAGE`).
@@ -93,10 +93,18 @@ impl Sources {
     /// The file from `--config` (if given) or `MAILCLUSTER_CONFIG`, and the process environment.
     pub fn from_process(cli_file: Option<PathBuf>) -> Self {
         let file = cli_file.or_else(|| std::env::var_os(ENV_CONFIG_FILE).map(PathBuf::from));
-        Self {
-            file,
-            env: std::env::vars().collect(),
-        }
+        // `vars()` would panic on a variable that is not UTF-8; such a variable can't be ours
+        // unless its name is, and then its value is reported as unusable.
+        let env = std::env::vars_os()
+            .filter_map(|(name, value)| {
+                let name = name.into_string().ok()?;
+                let value = value
+                    .into_string()
+                    .unwrap_or_else(|v| v.to_string_lossy().into_owned());
+                Some((name, value))
+            })
+            .collect();
+        Self { file, env }
     }
 }
 
@@ -124,50 +132,56 @@ pub fn load<T: ServiceConfig>(sources: &Sources) -> Result<T, ConfigErrors> {
         known_sections.iter().any(|k| k == section) || !CLUSTER_SECTIONS.contains(&section.as_str())
     });
 
+    // Environment values stay text; the lossy extraction converts "32" or "true" only where the
+    // field wants a number or a flag, so a secret such as "00123" keeps its exact spelling.
     let defaults = || Figment::from(Serialized::defaults(T::default()));
     let mut leaves = Vec::new();
     collect_leaves("", &user, &mut leaves);
+    let mut good = defaults();
     for (path, value) in &leaves {
-        if let Err(error) = defaults().merge((path.as_str(), value)).extract::<T>() {
-            let origin = match env_origins.iter().find(|(key, _)| key == path) {
-                Some((_, var)) => format!(" (from environment variable {var})"),
-                None => sources
-                    .file
-                    .as_deref()
-                    .map(|f| format!(" (from {})", f.display()))
-                    .unwrap_or_default(),
-            };
-            for e in error {
-                let key = if e.path.is_empty() {
-                    path.clone()
-                } else {
-                    e.path.join(".")
+        match defaults()
+            .merge((path.as_str(), value))
+            .extract_lossy::<T>()
+        {
+            Ok(_) => good = good.merge((path.as_str(), value)),
+            Err(error) => {
+                let origin = match env_origins.iter().find(|(key, _)| key == path) {
+                    Some((_, var)) => format!(" (from environment variable {var})"),
+                    None => sources
+                        .file
+                        .as_deref()
+                        .map(|f| format!(" (from {})", f.display()))
+                        .unwrap_or_default(),
                 };
-                errors.push(ConfigError::new(key, format!("{}{origin}", e.kind)));
+                for e in error {
+                    let key = if e.path.is_empty() {
+                        path.clone()
+                    } else {
+                        e.path.join(".")
+                    };
+                    errors.push(ConfigError::new(key, format!("{}{origin}", e.kind)));
+                }
             }
         }
     }
-    if !errors.is_empty() {
-        errors.sort_by(|a, b| a.key.cmp(&b.key));
-        errors.dedup();
-        return Err(ConfigErrors(errors));
-    }
-    let mut config: T = match defaults().merge(Serialized::defaults(&user)).extract() {
-        Ok(config) => config,
-        Err(error) => {
-            let errors = error
-                .into_iter()
-                .map(|e| ConfigError::new(e.path.join("."), e.kind.to_string()))
-                .collect();
-            return Err(ConfigErrors(errors));
+    // The checks across keys (required keys, secrets from files) run on every good key even when
+    // others were bad, so one run reports everything.
+    match good.extract_lossy::<T>() {
+        Ok(mut config) => {
+            config.finish(&mut errors);
+            if errors.is_empty() {
+                return Ok(config);
+            }
         }
-    };
-    config.finish(&mut errors);
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(errors))
+        Err(error) => {
+            for e in error {
+                errors.push(ConfigError::new(e.path.join("."), e.kind.to_string()));
+            }
+        }
     }
+    errors.sort_by(|a, b| a.key.cmp(&b.key));
+    errors.dedup();
+    Err(ConfigErrors(errors))
 }
 
 /// The file and environment layers (without defaults), the environment variable behind each
@@ -217,10 +231,8 @@ fn layers(sources: &Sources, errors: &mut Vec<ConfigError>) -> (Figment, Vec<(St
             }
             continue;
         }
-        // Values are parsed the figment way: `true` and `32` become typed, anything else text.
         let key = lower.replace("__", ".");
-        let parsed: Value = value.parse().unwrap_or_else(|_| Value::from(value.clone()));
-        figment = figment.merge((key.clone(), parsed));
+        figment = figment.merge((key.clone(), Value::from(value.clone())));
         origins.push((key, name.clone()));
     }
     (figment, origins)
@@ -285,31 +297,4 @@ pub fn require<T>(key: &str, value: &Option<T>, errors: &mut Vec<ConfigError>) {
     if value.is_none() {
         errors.push(ConfigError::new(key, "is required"));
     }
-}
-
-/// Deserialises a secret that may have been parsed as a number or boolean from the environment
-/// (figment reads `MAILCLUSTER_X__PASSWORD=00123` as the number 123); the text is kept as given
-/// where possible.
-pub fn lenient_secret<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<Secret<String>>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Loose {
-        Text(String),
-        Int(i64),
-        Uint(u64),
-        Float(f64),
-        Bool(bool),
-    }
-    let loose = Option::<Loose>::deserialize(deserializer)?;
-    Ok(loose.map(|l| {
-        Secret::new(match l {
-            Loose::Text(s) => s,
-            Loose::Int(n) => n.to_string(),
-            Loose::Uint(n) => n.to_string(),
-            Loose::Float(n) => n.to_string(),
-            Loose::Bool(b) => b.to_string(),
-        })
-    }))
 }

@@ -1,7 +1,7 @@
 //! Configuration sections shared by several services. Each service's configuration struct embeds
 //! the ones it uses; durations are whole seconds so that files and environment stay simple.
 
-use crate::config::{ConfigError, lenient_secret, require, resolve_secret};
+use crate::config::{ConfigError, require, resolve_secret};
 use mc_types::Secret;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -12,7 +12,6 @@ use std::path::PathBuf;
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `postgres://user:password@host:port/db` (contains the password: a secret).
-    #[serde(deserialize_with = "lenient_secret")]
     pub url: Option<Secret<String>>,
     pub url_file: Option<PathBuf>,
     pub max_connections: u32,
@@ -67,7 +66,6 @@ impl DatabaseConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// `redis://[:password@]host:port[/db]` or `rediss://…` for TLS.
-    #[serde(deserialize_with = "lenient_secret")]
     pub url: Option<Secret<String>>,
     pub url_file: Option<PathBuf>,
     /// Prefix of every key and channel, so several clusters (or tests) can share one Redis.
@@ -145,8 +143,27 @@ impl Default for TelemetryConfig {
     }
 }
 
+impl LogConfig {
+    pub fn finish(&mut self, errors: &mut Vec<ConfigError>) {
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&self.level) {
+            errors.push(ConfigError::new(
+                "log.level",
+                format!("not a valid filter: {error}"),
+            ));
+        }
+    }
+}
+
 impl TelemetryConfig {
     pub fn finish(&mut self, errors: &mut Vec<ConfigError>) {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                errors.push(ConfigError::new(
+                    "telemetry.otlp_endpoint",
+                    "must be an http:// or https:// URL of an OTLP gRPC collector",
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&self.sample_ratio) {
             errors.push(ConfigError::new(
                 "telemetry.sample_ratio",

@@ -171,7 +171,7 @@ fn a_missing_config_file_is_an_error() {
         env: vec![],
     };
     let errors = load::<Sample>(&sources).unwrap_err().0;
-    assert_eq!(keys(&errors), vec!["MAILCLUSTER_CONFIG"]);
+    assert_eq!(keys(&errors), vec!["MAILCLUSTER_CONFIG", "database.url"]);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn a_file_that_does_not_parse_is_an_error() {
 }
 
 #[test]
-fn secrets_come_from_files_and_numeric_secrets_survive_the_environment() {
+fn secrets_come_from_files_and_environment_secrets_are_verbatim() {
     let secret = file("postgres://u:p@h/db\n");
     let sources = Sources {
         file: None,
@@ -197,13 +197,38 @@ fn secrets_come_from_files_and_numeric_secrets_survive_the_environment() {
     let config: Sample = load(&sources).unwrap();
     assert_eq!(config.database.url.unwrap().expose(), "postgres://u:p@h/db");
 
+    for exact in [
+        "00123",
+        "12345678901234567890123",
+        "\"quoted\"",
+        "[x]",
+        "true",
+    ] {
+        let sources = Sources {
+            file: None,
+            env: env(&[("MAILCLUSTER_DATABASE__URL", exact)]),
+        };
+        let config: Sample = load(&sources).unwrap();
+        assert_eq!(
+            config.database.url.unwrap().expose(),
+            exact,
+            "environment secrets are taken verbatim"
+        );
+    }
+}
+
+#[test]
+fn checks_across_keys_still_run_when_other_keys_are_bad() {
     let sources = Sources {
         file: None,
-        env: env(&[("MAILCLUSTER_DATABASE__URL", "00123")]),
+        env: env(&[("MAILCLUSTER_DATABASE__MAX_CONNECTIONS", "lots")]),
     };
-    let config: Sample = load(&sources).unwrap();
-    // figment parses the value as a number; the secret keeps a textual form.
-    assert_eq!(config.database.url.unwrap().expose(), "123");
+    let errors = load::<Sample>(&sources).unwrap_err().0;
+    assert_eq!(
+        keys(&errors),
+        vec!["database.max_connections", "database.url"],
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -230,7 +255,7 @@ fn required_and_conflicting_secrets_are_named() {
         env: env(&[("MAILCLUSTER_DATABASE__URL_FILE", "/nonexistent/secret")]),
     };
     let errors = load::<Sample>(&sources).unwrap_err().0;
-    assert_eq!(keys(&errors), vec!["database.url_file", "database.url"]);
+    assert_eq!(keys(&errors), vec!["database.url", "database.url_file"]);
 }
 
 #[test]
