@@ -155,8 +155,10 @@ pub fn mailctl(url: &str, token: Option<&str>, args: &[&str], stdin: Option<&str
     child.wait_with_output().expect("mailctl output")
 }
 
-/// Status code of a plain HTTP GET on loopback, or `None` when nothing answers.
-pub fn http_status(url: &str) -> Option<u16> {
+/// A plain HTTP/1.1 GET on loopback: `(status, body)`, or `None` when nothing answers. Enough for
+/// the ops endpoints, which send small bodies with a Content-Length.
+pub fn http(url: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
     let rest = url.strip_prefix("http://")?;
     let (host, path) = rest
         .split_once('/')
@@ -164,7 +166,6 @@ pub fn http_status(url: &str) -> Option<u16> {
         .unwrap_or((rest, "/".into()));
     let mut stream = std::net::TcpStream::connect(host).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    use std::io::{Read, Write};
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
@@ -172,28 +173,20 @@ pub fn http_status(url: &str) -> Option<u16> {
     .ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split_whitespace().nth(1)?.parse().ok()
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
 }
 
-/// GET body of a loopback URL.
+pub fn http_status(url: &str) -> Option<u16> {
+    http(url).map(|(status, _)| status)
+}
+
 pub fn http_get(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("http://")?;
-    let (host, path) = rest
-        .split_once('/')
-        .map(|(h, p)| (h, format!("/{p}")))
-        .unwrap_or((rest, "/".into()));
-    let mut stream = std::net::TcpStream::connect(host).ok()?;
-    use std::io::{Read, Write};
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
+    http(url).map(|(_, body)| body)
 }
 
 fn uuid_like() -> String {

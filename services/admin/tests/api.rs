@@ -1,4 +1,5 @@
 //! The admin API over real HTTP against a real PostgreSQL: happy paths, bad input, auth, OpenAPI.
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
 use mc_admin::api::AppState;
 use mc_directory::Directory;

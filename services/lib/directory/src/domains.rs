@@ -107,12 +107,12 @@ impl Directory {
                 )));
             }
         }
-        if let Some(separator) = &update.plus_separator {
-            if !["+", "-", "_", "=", "#", "%"].contains(&separator.as_str()) {
-                return Err(DirectoryError::Invalid(
-                    "plus_separator must be one of + - _ = # %".to_string(),
-                ));
-            }
+        if let Some(separator) = &update.plus_separator
+            && !["+", "-", "_", "=", "#", "%"].contains(&separator.as_str())
+        {
+            return Err(DirectoryError::Invalid(
+                "plus_separator must be one of + - _ = # %".to_string(),
+            ));
         }
         let updated = sqlx::query(
             "UPDATE domains SET

@@ -152,13 +152,13 @@ impl Directory {
             let local = address.local_part().to_lowercase();
             let mut canonical = format!("{local}@{}", domain.name);
             let mut object = self.object(&canonical).await?;
-            if object.is_none() && domain.plus_addressing {
-                if let Some((base, _detail)) = local.split_once(domain.plus_separator.as_str()) {
-                    if !base.is_empty() {
-                        canonical = format!("{base}@{}", domain.name);
-                        object = self.object(&canonical).await?;
-                    }
-                }
+            if object.is_none()
+                && domain.plus_addressing
+                && let Some((base, _detail)) = local.split_once(domain.plus_separator.as_str())
+                && !base.is_empty()
+            {
+                canonical = format!("{base}@{}", domain.name);
+                object = self.object(&canonical).await?;
             }
             walk.path.push(key);
             let result = match object {

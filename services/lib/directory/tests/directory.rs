@@ -1,4 +1,5 @@
 //! The directory against a real PostgreSQL (one fresh database per test).
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
 use mc_directory::{
     AccountUpdate, AuthFailure, AuthOutcome, Directory, DirectoryError, DomainUpdate, ListMode,

@@ -114,7 +114,7 @@ async fn missing_bucket_is_unavailable_not_not_found() {
     let check = store.check().await.expect_err("no bucket");
     assert_eq!(check.kind(), BlobErrorKind::Unavailable, "{check}");
     let get = store.get(&key).await.expect_err("no bucket");
-    assert_ne!(get.kind(), BlobErrorKind::NotFound, "{get}");
+    assert_eq!(get.kind(), BlobErrorKind::Unavailable, "{get}");
 }
 
 /// A reader that stops polling (an IMAP client applying back-pressure) must not trip the SDK's

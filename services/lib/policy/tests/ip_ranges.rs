@@ -1,4 +1,5 @@
 //! IP ranges against a real PostgreSQL: seeds, administration, and which range governs a client.
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
 use mc_policy::{IpRanges, NewIpRange, PolicyError};
 use mc_testkit::TestDatabase;

@@ -156,13 +156,15 @@ impl LogConfig {
 
 impl TelemetryConfig {
     pub fn finish(&mut self, errors: &mut Vec<ConfigError>) {
-        if let Some(endpoint) = &self.otlp_endpoint {
-            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-                errors.push(ConfigError::new(
-                    "telemetry.otlp_endpoint",
-                    "must be an http:// or https:// URL of an OTLP gRPC collector",
-                ));
-            }
+        let bad_endpoint = self
+            .otlp_endpoint
+            .as_ref()
+            .is_some_and(|e| !(e.starts_with("http://") || e.starts_with("https://")));
+        if bad_endpoint {
+            errors.push(ConfigError::new(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL of an OTLP gRPC collector",
+            ));
         }
         if !(0.0..=1.0).contains(&self.sample_ratio) {
             errors.push(ConfigError::new(

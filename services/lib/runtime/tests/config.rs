@@ -1,4 +1,5 @@
 //! Configuration loading: layering, every error reported at once and named, secrets from files.
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
 use mc_runtime::config::{ConfigError, ServiceConfig, Sources, load};
 use mc_runtime::sections::{DatabaseConfig, LogConfig, LogFormat, OpsConfig};

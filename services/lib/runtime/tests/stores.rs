@@ -1,5 +1,6 @@
 //! Store clients against the real PostgreSQL and Redis that `ops/test` starts: timeouts, readiness
 //! checks, key prefixes, and a clear error (not a hang) when a store is down.
+#![allow(clippy::unwrap_used)] // test helpers may panic: that is how a test fails
 
 use mc_runtime::sections::{DatabaseConfig, RedisConfig};
 use mc_runtime::stores::{RedisStore, StoreError, pg_check, pg_connect};

@@ -223,7 +223,8 @@ pub async fn check_is_ok(store: &dyn BlobStore) {
 
 pub async fn prefixes_are_isolated(backend: &dyn Backend) {
     let (a, b) = (backend.store("iso-a/"), backend.store("iso-b/"));
-    // `iso` is a textual prefix of `iso-a/`: a store must treat its prefix as a folder.
+    // `iso` is a textual prefix of `iso-a/`: a store must treat its prefix as a folder. Were `iso`
+    // not normalised to `iso/`, the key `-a/<key>` under it would name a's object `iso-a/<key>`.
     let parent = backend.store("iso");
     let body = patterned_body(50, 9);
     let key = must_put(&*a, &body).await;
@@ -234,7 +235,13 @@ pub async fn prefixes_are_isolated(backend: &dyn Backend) {
             .expect_err("b must not see a's blob")
             .is_not_found()
     );
-    assert_eq!(parent.head(&key).await.expect("head parent"), None);
+    let spliced = BlobKey::parse(&format!("-a/{key}")).expect("valid key");
+    assert_eq!(parent.head(&spliced).await.expect("head parent"), None);
+    assert_eq!(
+        kind(parent.get(&spliced).await),
+        Some(BlobErrorKind::NotFound),
+        "parent must not see a's blob"
+    );
     must_delete(&*b, &key).await;
     assert_eq!(
         a.get(&key).await.expect("b's delete must not touch a"),
