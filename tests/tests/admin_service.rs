@@ -100,6 +100,11 @@ async fn ops_endpoints_report_health_readiness_and_metrics() {
         metrics.contains("mailcluster_admin_request_duration_seconds_bucket"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains("process_resident_memory_bytes "),
+        "{metrics}"
+    );
+    assert!(metrics.contains("process_open_fds "), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

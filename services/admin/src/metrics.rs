@@ -32,7 +32,7 @@ pub struct ApiMetrics {
 
 impl ApiMetrics {
     pub fn register(registry: &mut Registry) -> Self {
-        let admin = registry.sub_registry_with_prefix("admin");
+        let admin = mc_runtime::metrics::service(registry, "admin");
         let requests = Family::<RequestLabels, Counter>::default();
         admin.register(
             "requests",

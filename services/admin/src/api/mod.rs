@@ -21,6 +21,7 @@ use mc_types::Secret;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Instant;
+use tracing::Instrument;
 
 pub(crate) use accounts::*;
 pub(crate) use aliases::*;
@@ -167,7 +168,10 @@ async fn record_metrics(State(state): State<AppState>, request: Request, next: N
         _ => "other".to_string(),
     };
     let started = Instant::now();
-    let response = next.run(request).await;
+    // One span per request (exported over OTLP when configured), named by the route template.
+    let span = tracing::info_span!("admin.request", method = %method, route = %route, status = tracing::field::Empty);
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record("status", response.status().as_u16());
     state.metrics.observe(
         &method,
         &route,

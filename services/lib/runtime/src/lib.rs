@@ -8,6 +8,7 @@
 pub mod config;
 pub mod metrics;
 pub mod ops;
+pub mod process;
 pub mod sections;
 pub mod shutdown;
 pub mod stores;

@@ -12,9 +12,12 @@ struct BuildLabels {
     role: String,
 }
 
-/// A registry prefixed `mailcluster`, holding `mailcluster_build_info{version,role} 1`.
+/// The root registry of a service: the standard `process_*` metrics, and
+/// `mailcluster_build_info{version,role} 1`. Services add theirs under [`service`].
 pub fn registry(role: &str) -> Registry {
-    let mut registry = Registry::with_prefix("mailcluster");
+    let mut root = Registry::default();
+    root.register_collector(Box::new(crate::process::ProcessCollector));
+    let registry = root.sub_registry_with_prefix("mailcluster");
     let build_info = Family::<BuildLabels, Gauge>::default();
     build_info
         .get_or_create(&BuildLabels {
@@ -27,7 +30,13 @@ pub fn registry(role: &str) -> Registry {
         "Build of the running binary (always 1)",
         build_info,
     );
-    registry
+    root
+}
+
+/// The sub-registry for a service's own metrics: `mailcluster_<service>_…`.
+pub fn service<'a>(root: &'a mut Registry, service: &str) -> &'a mut Registry {
+    root.sub_registry_with_prefix("mailcluster")
+        .sub_registry_with_prefix(service)
 }
 
 /// The registry in the Prometheus text format.
@@ -49,5 +58,15 @@ mod tests {
         );
         assert!(text.contains("role=\"admin\""), "{text}");
         assert!(text.trim_end().ends_with("# EOF"), "{text}");
+        assert!(
+            text.contains("# TYPE process_resident_memory_bytes gauge"),
+            "{text}"
+        );
+        assert!(text.contains("process_cpu_seconds_total"), "{text}");
+        assert!(
+            text.contains("# TYPE process_resident_memory_bytes gauge"),
+            "{text}"
+        );
+        assert!(text.contains("process_cpu_seconds_total"), "{text}");
     }
 }
