@@ -163,6 +163,23 @@ impl S3BlobStore {
         })
     }
 
+    /// A whole-object GET: the object name (for messages) and the response with its body unread.
+    async fn get_object(
+        &self,
+        key: &BlobKey,
+    ) -> Result<(String, aws_sdk_s3::operation::get_object::GetObjectOutput), BlobError> {
+        let object = self.object(key);
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&object)
+            .send()
+            .await
+            .map_err(|e| classify("GetObject", &object, e))?;
+        Ok((object, output))
+    }
+
     fn object(&self, key: &BlobKey) -> String {
         self.prefix.join(key)
     }
@@ -197,15 +214,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get(&self, key: &BlobKey) -> Result<Bytes, BlobError> {
-        let object = self.object(key);
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-            .map_err(|e| classify("GetObject", &object, e))?;
+        let (object, output) = self.get_object(key).await?;
         let body = output.body.collect().await.map_err(|e| {
             BlobError::unavailable(format!("GetObject {object}: body interrupted: {e}"))
         })?;
@@ -261,15 +270,7 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get_stream(&self, key: &BlobKey) -> Result<BlobStream, BlobError> {
-        let object = self.object(key);
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-            .map_err(|e| classify("GetObject", &object, e))?;
+        let (object, output) = self.get_object(key).await?;
         let len = output
             .content_length()
             .and_then(|len| u64::try_from(len).ok())
