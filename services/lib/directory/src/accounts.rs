@@ -1,5 +1,6 @@
 //! Accounts: the only objects that own mailboxes and may log in.
 
+use crate::domains::Holding;
 use crate::error::{DirectoryError, parse_address};
 use crate::{Directory, password};
 use mc_types::Secret;
@@ -165,27 +166,17 @@ impl Directory {
         let hash = password::hash(new.password).await?;
 
         let mut tx = self.pool.begin().await?;
-        let domain: Option<(i64, i32, i64)> = sqlx::query_as(
-            "SELECT id, max_accounts, max_account_size_bytes FROM domains WHERE name = $1 FOR UPDATE",
-        )
-        .bind(address.domain().as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((domain_id, max_accounts, max_account_size)) = domain else {
-            return Err(self.unknown_domain_error(address.domain().as_str()).await);
-        };
-        let (count, quota_sum): (i64, i64) = sqlx::query_as(
-            "SELECT count(*), COALESCE(sum(quota_bytes), 0)::bigint FROM accounts WHERE domain_id = $1",
+        let domain_id = self
+            .lock_domain_with_room(&mut tx, address.domain().as_str(), Holding::Accounts)
+            .await?;
+        let (max_account_size, quota_sum): (i64, i64) = sqlx::query_as(
+            "SELECT max_account_size_bytes,
+                    (SELECT COALESCE(sum(quota_bytes), 0)::bigint FROM accounts WHERE domain_id = $1)
+               FROM domains WHERE id = $1",
         )
         .bind(domain_id)
         .fetch_one(&mut *tx)
         .await?;
-        if max_accounts > 0 && count >= i64::from(max_accounts) {
-            return Err(DirectoryError::Conflict(format!(
-                "the domain {} allows at most {max_accounts} account(s)",
-                address.domain()
-            )));
-        }
         check_domain_quota_total(max_account_size, quota_sum, new.quota_bytes)?;
         sqlx::query(
             "INSERT INTO accounts (domain_id, address, password_hash, quota_bytes, admin_level, active)

@@ -2,6 +2,7 @@
 //! alias, a list, or an external address). Several targets need a distribution list.
 
 use crate::Directory;
+use crate::domains::Holding;
 use crate::error::{DirectoryError, parse_address};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -31,27 +32,9 @@ impl Directory {
             ));
         }
         let mut tx = self.pool.begin().await?;
-        let domain: Option<(i64, i32)> =
-            sqlx::query_as("SELECT id, max_aliases FROM domains WHERE name = $1 FOR UPDATE")
-                .bind(address.domain().as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((domain_id, max_aliases)) = domain else {
-            return Err(self.unknown_domain_error(address.domain().as_str()).await);
-        };
-        if max_aliases > 0 {
-            let count: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM aliases WHERE domain_id = $1")
-                    .bind(domain_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if count >= i64::from(max_aliases) {
-                return Err(DirectoryError::Conflict(format!(
-                    "the domain {} allows at most {max_aliases} alias(es)",
-                    address.domain()
-                )));
-            }
-        }
+        let domain_id = self
+            .lock_domain_with_room(&mut tx, address.domain().as_str(), Holding::Aliases)
+            .await?;
         sqlx::query("INSERT INTO aliases (domain_id, address, target) VALUES ($1, $2, $3)")
             .bind(domain_id)
             .bind(&key)

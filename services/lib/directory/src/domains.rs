@@ -282,3 +282,59 @@ pub(crate) struct HostedDomain {
     pub plus_addressing: bool,
     pub plus_separator: String,
 }
+
+/// What a domain holds and may limit the number of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Holding {
+    Accounts,
+    Aliases,
+    Lists,
+}
+
+impl Holding {
+    /// (table, limit column, noun for messages): constants, never user input.
+    fn sql(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Self::Accounts => ("accounts", "max_accounts", "account(s)"),
+            Self::Aliases => ("aliases", "max_aliases", "alias(es)"),
+            Self::Lists => ("distribution_lists", "max_lists", "list(s)"),
+        }
+    }
+}
+
+impl Directory {
+    /// Locks the row of the hosted domain `name` for the rest of `tx` (creations in one domain
+    /// serialise, so the count check stays true until commit) and checks that it has room for one
+    /// more of `what`. Returns the domain id.
+    pub(crate) async fn lock_domain_with_room(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        name: &str,
+        what: Holding,
+    ) -> Result<i64, DirectoryError> {
+        let (table, limit_column, noun) = what.sql();
+        let domain: Option<(i64, i32)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, {limit_column} FROM domains WHERE name = $1 FOR UPDATE"
+        )))
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((domain_id, limit)) = domain else {
+            return Err(self.unknown_domain_error(name).await);
+        };
+        if limit > 0 {
+            let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM {table} WHERE domain_id = $1"
+            )))
+            .bind(domain_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count >= i64::from(limit) {
+                return Err(DirectoryError::Conflict(format!(
+                    "the domain {name} allows at most {limit} {noun}"
+                )));
+            }
+        }
+        Ok(domain_id)
+    }
+}

@@ -2,6 +2,7 @@
 //! modes (public, members only, announcements from one address).
 
 use crate::Directory;
+use crate::domains::Holding;
 use crate::error::{DirectoryError, parse_address};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -86,27 +87,9 @@ impl Directory {
             ));
         }
         let mut tx = self.pool.begin().await?;
-        let domain: Option<(i64, i32)> =
-            sqlx::query_as("SELECT id, max_lists FROM domains WHERE name = $1 FOR UPDATE")
-                .bind(address.domain().as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-        let Some((domain_id, max_lists)) = domain else {
-            return Err(self.unknown_domain_error(address.domain().as_str()).await);
-        };
-        if max_lists > 0 {
-            let count: i64 =
-                sqlx::query_scalar("SELECT count(*) FROM distribution_lists WHERE domain_id = $1")
-                    .bind(domain_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            if count >= i64::from(max_lists) {
-                return Err(DirectoryError::Conflict(format!(
-                    "the domain {} allows at most {max_lists} list(s)",
-                    address.domain()
-                )));
-            }
-        }
+        let domain_id = self
+            .lock_domain_with_room(&mut tx, address.domain().as_str(), Holding::Lists)
+            .await?;
         sqlx::query(
             "INSERT INTO distribution_lists (domain_id, address, mode, announce_address, require_auth)
              VALUES ($1, $2, $3, $4, $5)",

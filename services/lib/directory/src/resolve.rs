@@ -80,6 +80,9 @@ enum Failure {
     /// A cycle, or a chain past the depth or fan-out limit: fails the whole resolution, even
     /// from inside a list.
     Loop,
+    /// The address asked about is not hosted here (only at the top level: hops to other hosts
+    /// are external targets).
+    NotHosted,
     Store(DirectoryError),
 }
 
@@ -93,13 +96,6 @@ impl Directory {
     /// Resolves one recipient address.
     pub async fn resolve(&self, address: &str) -> Result<Resolved, DirectoryError> {
         let address = parse_address(address)?;
-        if self
-            .hosted_domain(address.domain().as_str())
-            .await?
-            .is_none()
-        {
-            return Ok(Resolved::NotHosted);
-        }
         let mut walk = Walk {
             path: Vec::new(),
             seen: HashSet::new(),
@@ -123,6 +119,7 @@ impl Directory {
             }),
             Err(Failure::Rejected(rejection)) => Ok(Resolved::Rejected(rejection)),
             Err(Failure::Loop) => Ok(Resolved::Rejected(Rejection::TooManyRecursiveForwards)),
+            Err(Failure::NotHosted) => Ok(Resolved::NotHosted),
             Err(Failure::Store(error)) => Err(error),
         }
     }
@@ -144,6 +141,9 @@ impl Directory {
                 return Ok(());
             }
             let Some(domain) = self.hosted_domain(address.domain().as_str()).await? else {
+                if walk.path.is_empty() {
+                    return Err(Failure::NotHosted);
+                }
                 return push(walk, Target::External(address.to_string()));
             };
             if !domain.active {
