@@ -51,6 +51,27 @@ impl Directory {
         })
     }
 
+    /// A fingerprint of the account's current credentials, `None` when the account or its domain
+    /// is disabled or gone. A session keeps the stamp from its login and compares it before every
+    /// message, so a disabled account or a changed password ends what the session may do. The
+    /// stamp is a digest of the stored hash, never the hash itself.
+    pub async fn credentials_stamp(
+        &self,
+        account_id: i64,
+    ) -> Result<Option<String>, DirectoryError> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT a.password_hash FROM accounts a JOIN domains d ON d.id = a.domain_id
+              WHERE a.id = $1 AND a.active AND d.active",
+        )
+        .bind(account_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(hash,)| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(hash.as_bytes()))
+        }))
+    }
+
     /// `(id, address, hash, account and domain active)` of the account behind a login.
     async fn login_account(
         &self,

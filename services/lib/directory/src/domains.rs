@@ -256,6 +256,16 @@ impl Directory {
             .ok_or_else(|| DirectoryError::not_found("domain", name))
     }
 
+    /// Whether `name` is a hosted domain or domain alias (active or not): the test of the relay
+    /// rules for "local sender" and "local recipient". Names that are not valid domains are not
+    /// hosted.
+    pub async fn is_hosted(&self, name: &str) -> Result<bool, DirectoryError> {
+        let Ok(domain) = mc_types::Domain::parse(name) else {
+            return Ok(false);
+        };
+        Ok(self.hosted_domain(domain.as_str()).await?.is_some())
+    }
+
     /// The primary domain behind a name that is a domain or a domain alias; `None` when the name
     /// is not hosted here.
     pub(crate) async fn hosted_domain(

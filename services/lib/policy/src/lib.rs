@@ -9,4 +9,4 @@
 
 mod ip_ranges;
 
-pub use ip_ranges::{IpRange, IpRanges, NewIpRange, PolicyError};
+pub use ip_ranges::{IpRange, IpRanges, NewIpRange, PolicyError, canonical_ip};

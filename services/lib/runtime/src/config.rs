@@ -139,10 +139,30 @@ pub fn load<T: ServiceConfig>(sources: &Sources) -> Result<T, ConfigErrors> {
     collect_leaves("", &user, &mut leaves);
     let mut good = defaults();
     for (path, value) in &leaves {
-        match defaults()
+        let attempt = defaults()
             .merge((path.as_str(), value))
-            .extract_lossy::<T>()
-        {
+            .extract_lossy::<T>();
+        // A list can only be written as text in the environment: `["a", "b"]` (TOML syntax) is
+        // parsed, but only when the key does not accept the text itself, so strings stay verbatim.
+        let list = match (&attempt, value) {
+            (Err(_), Value::String(_, text)) if text.trim_start().starts_with('[') => {
+                Figment::from(Toml::string(&format!("v = {text}")))
+                    .extract_inner::<Value>("v")
+                    .ok()
+                    .filter(|list| {
+                        defaults()
+                            .merge((path.as_str(), list))
+                            .extract_lossy::<T>()
+                            .is_ok()
+                    })
+            }
+            _ => None,
+        };
+        if let Some(list) = list {
+            good = good.merge((path.as_str(), list));
+            continue;
+        }
+        match attempt {
             Ok(_) => good = good.merge((path.as_str(), value)),
             Err(error) => {
                 let origin = match env_origins.iter().find(|(key, _)| key == path) {

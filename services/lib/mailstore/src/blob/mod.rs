@@ -17,6 +17,7 @@
 //! This module must never log or return credentials, and must never buffer a body it was asked
 //! to stream (`put_file`, `get_stream`).
 
+mod config;
 mod error;
 mod fs;
 mod key;
@@ -35,6 +36,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncRead;
 
+pub use config::{BlobBackend, BlobConfig, FsSection, S3Section};
 pub use error::{BlobError, BlobErrorKind};
 pub use fs::FsBlobStore;
 pub use key::{BlobKey, BlobPrefix, MAX_KEY_LEN, MAX_PREFIX_LEN};

@@ -1,0 +1,155 @@
+//! smtp-ingress: the MX (25) and submission (587 STARTTLS, 465 implicit TLS) SMTP server.
+//!
+//! It accepts mail durably: a `250` after DATA/BDAT means the body is in the object store and
+//! the queue entry with every recipient is committed in PostgreSQL (`accept`). It enforces the
+//! IP ranges and relay matrix (`policy`), AUTH over TLS, and the limits of `[smtp]`. It trusts
+//! its configuration, PostgreSQL and the object store; it trusts nothing a client sends,
+//! including a PROXY header from a network not listed as trusted. It must never answer 250 before
+//! the commit, never relay for an unauthenticated client against the matrix, and never log a
+//! password.
+#![forbid(unsafe_code)]
+
+pub mod accept;
+pub mod config;
+pub mod io;
+pub mod listener;
+pub mod message;
+pub mod metrics;
+pub mod policy;
+pub mod session;
+
+use crate::config::{IngressConfig, SmtpSection};
+use crate::session::ListenerKind;
+use mc_directory::Directory;
+use mc_mailstore::blob::BlobStore;
+use mc_policy::IpRanges;
+use mc_queue::Queue;
+use mc_runtime::ops::Readiness;
+use mc_runtime::proxy::ProxyProtocol;
+use mc_runtime::stores::RedisStore;
+use mc_runtime::tls::TlsReloader;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every session shares.
+pub struct Ctx {
+    pub config: SmtpSection,
+    pub policy: policy::Policy,
+    pub queue: Queue,
+    pub blobs: Arc<dyn BlobStore>,
+    pub redis: Option<RedisStore>,
+    pub tls: Option<TlsReloader>,
+    pub proxy: ProxyProtocol,
+    pub metrics: metrics::Metrics,
+    pub shutdown: CancellationToken,
+}
+
+/// How long open sessions may continue after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tls = TlsReloader::load(&config.tls)?;
+    let pool = mc_runtime::stores::pg_connect(&config.database, &shutdown).await?;
+    mc_schema::check_current(&pool).await?;
+    let blobs = config.blob.open()?;
+    let redis = match RedisStore::connect(&config.redis).await {
+        Ok(redis) => Some(redis),
+        Err(error) => {
+            // Redis only carries hints here: the service works without it.
+            tracing::warn!(%error, "Redis unavailable; queue hints are off");
+            None
+        }
+    };
+
+    let mut registry = mc_runtime::metrics::registry("smtp-ingress");
+    let metrics = metrics::Metrics::register(&mut registry);
+    let mut readiness =
+        Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
+    let blob_check = blobs.clone();
+    readiness = readiness.with(
+        "blob",
+        Arc::new(move || {
+            let blobs = blob_check.clone();
+            Box::pin(async move {
+                blobs
+                    .check()
+                    .await
+                    .map_err(|e| e.kind().as_str().to_string())
+            })
+        }),
+    );
+
+    let smtp = config.smtp.clone();
+    let mut bound = Vec::new();
+    for (kind, addresses) in [
+        (ListenerKind::Mx, &smtp.mx_listen),
+        (ListenerKind::Submission, &smtp.submission_listen),
+        (ListenerKind::Submissions, &smtp.submissions_listen),
+    ] {
+        for address in addresses {
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {address} ({}): {e}", kind.label())
+            })?;
+            tracing::info!(%address, listener = kind.label(), "SMTP listening");
+            bound.push((kind, listener));
+        }
+    }
+    let ops_listener = TcpListener::bind(config.ops.listen).await?;
+
+    let ctx = Arc::new(Ctx {
+        proxy: ProxyProtocol::new(
+            smtp.proxy_protocol_trusted.clone(),
+            Duration::from_secs(smtp.handshake_timeout_secs),
+        ),
+        config: smtp.clone(),
+        policy: policy::Policy {
+            directory: Directory::new(pool.clone()),
+            ip_ranges: IpRanges::new(pool.clone()),
+        },
+        queue: Queue::new(pool.clone()),
+        blobs,
+        redis,
+        tls: tls.clone(),
+        metrics,
+        shutdown: shutdown.clone(),
+    });
+    let watcher = tls.as_ref().map(|tls| tls.spawn_watcher(shutdown.clone()));
+    let ops = tokio::spawn(mc_runtime::ops::serve(
+        ops_listener,
+        Arc::new(registry),
+        readiness,
+        shutdown.clone(),
+    ));
+    let limits = listener::Limits::new(smtp.max_connections, smtp.max_connections_per_ip);
+    let tasks = TaskTracker::new();
+    let mut loops = Vec::new();
+    for (kind, listener) in bound {
+        loops.push(tokio::spawn(listener::serve(
+            ctx.clone(),
+            listener,
+            kind,
+            limits.clone(),
+            tasks.clone(),
+        )));
+    }
+    shutdown.cancelled().await;
+    for handle in loops {
+        let _ = handle.await;
+    }
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions still open after the shutdown grace period");
+    }
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    ops.await??;
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Metrics of smtp-ingress, all `mailcluster_smtp_…`; labels are fixed vocabularies (listener,
+//! command verb, outcome, reason), never an address or a client IP.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub sessions: Family<ListenerLabels, Counter>,
+    pub active_sessions: Gauge,
+    pub refused_connections: Family<ReasonLabels, Counter>,
+    pub commands: Family<CommandLabels, Counter>,
+    pub messages_accepted: Counter,
+    pub messages_rejected: Family<ReasonLabels, Counter>,
+    pub recipients_rejected: Family<ReasonLabels, Counter>,
+    pub received_bytes: Counter,
+    pub accept_latency: Histogram,
+    pub auth: Family<ResultLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn register(root: &mut Registry) -> Self {
+        let registry = mc_runtime::metrics::service(root, "smtp");
+        let metrics = Self {
+            sessions: Family::default(),
+            active_sessions: Gauge::default(),
+            refused_connections: Family::default(),
+            commands: Family::default(),
+            messages_accepted: Counter::default(),
+            messages_rejected: Family::default(),
+            recipients_rejected: Family::default(),
+            received_bytes: Counter::default(),
+            accept_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            auth: Family::default(),
+        };
+        registry.register(
+            "sessions",
+            "SMTP sessions started, by listener",
+            metrics.sessions.clone(),
+        );
+        registry.register(
+            "active_sessions",
+            "SMTP sessions open now",
+            metrics.active_sessions.clone(),
+        );
+        registry.register(
+            "refused_connections",
+            "Connections refused before the banner, by reason",
+            metrics.refused_connections.clone(),
+        );
+        registry.register(
+            "commands",
+            "SMTP commands received, by verb",
+            metrics.commands.clone(),
+        );
+        registry.register(
+            "messages_accepted",
+            "Messages accepted (queued and answered 250)",
+            metrics.messages_accepted.clone(),
+        );
+        registry.register(
+            "messages_rejected",
+            "Messages refused after DATA/BDAT, by reason",
+            metrics.messages_rejected.clone(),
+        );
+        registry.register(
+            "recipients_rejected",
+            "RCPT commands refused, by reason",
+            metrics.recipients_rejected.clone(),
+        );
+        registry.register_with_unit(
+            "received",
+            "Message bytes received from clients",
+            Unit::Bytes,
+            metrics.received_bytes.clone(),
+        );
+        registry.register_with_unit(
+            "accept_latency",
+            "Time from the end of the message data to the committed queue entry",
+            Unit::Seconds,
+            metrics.accept_latency.clone(),
+        );
+        registry.register("auth", "AUTH attempts, by result", metrics.auth.clone());
+        metrics
+    }
+}
