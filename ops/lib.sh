@@ -29,6 +29,11 @@ TEST_ENV="$STATE/test.env"
 
 ADMIN_API_ADDR=127.0.0.1:8080
 METRICS_ADDR=127.0.0.1:9104
+SMTP_MX_ADDR=127.0.0.1:2525
+SMTP_SUBMISSION_ADDR=127.0.0.1:2587
+SMTP_SUBMISSIONS_ADDR=127.0.0.1:2465
+SMTP_METRICS_ADDR=127.0.0.1:9101
+TLS_DIR="$STATE/tls"
 
 PORT_HINT="(the local stack of another checkout? stop it with its ops/down)"
 
@@ -620,6 +625,39 @@ PY
         reply=${reply#HTTP/* }
         echo "${reply:0:3}" | grep -E '^[0-9]{3}$' || echo 000
     fi
+}
+
+# A self-signed certificate for localhost in $TLS_DIR (for STARTTLS and implicit TLS on the local
+# stack). Prints nothing and returns 1 when openssl is missing.
+ensure_local_certificate() {
+    [ -s "$TLS_DIR/cert.pem" ] && [ -s "$TLS_DIR/key.pem" ] && return 0
+    command -v openssl >/dev/null 2>&1 || return 1
+    mkdir -p "$TLS_DIR"
+    (umask 077 && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" -days 3650 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 >/dev/null 2>&1)
+}
+
+# Starts one service in the background and waits until its /readyz answers 200.
+start_service() { # name ready-url command...
+    local name=$1 ready_url=$2 deadline
+    shift 2
+    log "starting $name (log: $LOG_DIR/$name.log)"
+    printf '\n--- %s ops/up\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$LOG_DIR/$name.log"
+    start_background "$RUN_DIR/$name.pid" "$LOG_DIR/$name.log" env NO_COLOR=1 "$@"
+    deadline=$((SECONDS + START_TIMEOUT))
+    until [ "$(http_status "$ready_url")" = 200 ]; do
+        if ! pidfile_alive "$RUN_DIR/$name.pid" "$name"; then
+            rm -f "$RUN_DIR/$name.pid"
+            tail -n 30 "$LOG_DIR/$name.log" >&2 || true
+            die "$name exited during startup (log: $LOG_DIR/$name.log)"
+        fi
+        if ((SECONDS >= deadline)); then
+            tail -n 30 "$LOG_DIR/$name.log" >&2 || true
+            die "$name not ready after ${START_TIMEOUT}s at $ready_url (log: $LOG_DIR/$name.log)"
+        fi
+        sleep 0.3
+    done
 }
 
 # Stops every service ops/up started: each .state/run/<name>.pid except the stores'.
