@@ -1,6 +1,11 @@
-//! End-to-end harness: runs the real binaries (`mailcluster-admin`, `mailctl`) as processes
-//! against the stores `ops/test` started, each test on its own database and ports.
+//! End-to-end harness: runs the real binaries (`mailcluster-admin`, `mailctl`,
+//! `mailcluster-smtp-ingress`) as processes against the stores `ops/test` started, each test on its
+//! own database, ports and key prefixes.
 #![forbid(unsafe_code)]
+
+pub mod smtp;
+
+pub use smtp::IngressProcess;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -189,7 +194,7 @@ pub fn http_get(url: &str) -> Option<String> {
     http(url).map(|(_, body)| body)
 }
 
-fn uuid_like() -> String {
+pub(crate) fn uuid_like() -> String {
     format!(
         "{}-{}",
         std::process::id(),

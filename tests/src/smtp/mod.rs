@@ -1,0 +1,190 @@
+//! SMTP end-to-end harness: the `mailcluster-smtp-ingress` process on fresh ports, a seeded
+//! directory, a raw line client, and the independent clients (Python's smtplib, swaks).
+
+mod clients;
+mod store;
+
+pub use clients::{
+    PythonRun, PythonSession, RawClient, Reply, SwaksRun, Tls, queued_id, smtplib, swaks,
+};
+pub use store::{
+    QueuedMessage, count, disable_account, loopback_is_internet, queued, seed_directory,
+};
+
+use crate::{TestDatabase, bin, free_port, http_status, uuid_like};
+use mc_mailstore::blob::{BlobBackend, BlobConfig, BlobKey, BlobStore};
+use mc_types::Secret;
+use std::io::Read;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The hostname the ingress announces.
+pub const HOSTNAME: &str = "mx.test.example";
+/// The password of every seeded account.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running `mailcluster-smtp-ingress serve`; killed (SIGKILL) when dropped.
+pub struct IngressProcess {
+    pub child: Child,
+    pub mx_port: u16,
+    pub submission_port: u16,
+    pub submissions_port: u16,
+    pub ops_url: String,
+    /// Object-key prefix of this process's blobs.
+    pub s3_prefix: String,
+    log: PathBuf,
+    _tls: tempfile::TempDir,
+}
+
+impl IngressProcess {
+    /// Starts the ingress against `db` with TLS (a self-signed certificate for localhost) on all
+    /// three listeners and waits until `/readyz` answers 200. `extra_env` overrides anything.
+    pub fn start(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        let ingress = Self::spawn(db, extra_env);
+        ingress.wait(Duration::from_secs(30), |i| {
+            http_status(&format!("{}/readyz", i.ops_url)) == Some(200)
+        });
+        ingress
+    }
+
+    /// Like [`IngressProcess::start`] but only waits for the MX banner (for a process whose
+    /// readiness is expected to fail, e.g. with the object store unreachable).
+    pub fn start_unready(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        let ingress = Self::spawn(db, extra_env);
+        ingress.wait(Duration::from_secs(30), |i| {
+            TcpStream::connect(("127.0.0.1", i.mx_port))
+                .ok()
+                .and_then(|mut s| {
+                    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                    let mut buf = [0u8; 3];
+                    s.read_exact(&mut buf).ok()?;
+                    Some(&buf == b"220")
+                })
+                .unwrap_or(false)
+        });
+        ingress
+    }
+
+    fn spawn(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        let tls = tempfile::tempdir().expect("tempdir");
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+                .expect("self-signed certificate");
+        let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+        std::fs::write(&cert, generated.cert.pem()).expect("write cert");
+        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+        let s3 = mc_testkit::S3Settings::from_env("smtp");
+        let (mx, sub, subs, ops) = (free_port(), free_port(), free_port(), free_port());
+        let log = std::env::temp_dir().join(format!("mc-smtp-ingress-{}.log", uuid_like()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let list = |port: u16| format!("[\"127.0.0.1:{port}\"]");
+        let child = Command::new(bin("mailcluster-smtp-ingress"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MAILCLUSTER_DATABASE__URL", &db.url)
+            .env("MAILCLUSTER_REDIS__URL", mc_testkit::redis_url())
+            .env(
+                "MAILCLUSTER_REDIS__KEY_PREFIX",
+                mc_testkit::unique_prefix("smtp"),
+            )
+            .env("MAILCLUSTER_BLOB__BACKEND", "s3")
+            .env("MAILCLUSTER_BLOB__S3__ENDPOINT", &s3.endpoint)
+            .env("MAILCLUSTER_BLOB__S3__REGION", &s3.region)
+            .env("MAILCLUSTER_BLOB__S3__BUCKET", &s3.bucket)
+            .env("MAILCLUSTER_BLOB__S3__ACCESS_KEY_ID", &s3.access_key_id)
+            .env(
+                "MAILCLUSTER_BLOB__S3__SECRET_ACCESS_KEY",
+                &s3.secret_access_key,
+            )
+            .env("MAILCLUSTER_BLOB__S3__PREFIX", &s3.prefix)
+            .env("MAILCLUSTER_SMTP__HOSTNAME", HOSTNAME)
+            .env("MAILCLUSTER_SMTP__MX_LISTEN", list(mx))
+            .env("MAILCLUSTER_SMTP__SUBMISSION_LISTEN", list(sub))
+            .env("MAILCLUSTER_SMTP__SUBMISSIONS_LISTEN", list(subs))
+            .env("MAILCLUSTER_OPS__LISTEN", format!("127.0.0.1:{ops}"))
+            .env("MAILCLUSTER_LOG__FORMAT", "text")
+            .env("MAILCLUSTER_TLS__CERT_FILE", &cert)
+            .env("MAILCLUSTER_TLS__KEY_FILE", &key)
+            .envs(extra_env.iter().copied())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start mailcluster-smtp-ingress");
+        let prefix = extra_env
+            .iter()
+            .find(|(k, _)| *k == "MAILCLUSTER_BLOB__S3__PREFIX")
+            .map(|(_, v)| v.to_string())
+            .unwrap_or(s3.prefix);
+        Self {
+            child,
+            mx_port: mx,
+            submission_port: sub,
+            submissions_port: subs,
+            ops_url: format!("http://127.0.0.1:{ops}"),
+            s3_prefix: prefix,
+            log,
+            _tls: tls,
+        }
+    }
+
+    fn wait(&self, limit: Duration, ready: impl Fn(&Self) -> bool) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if ready(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "mailcluster-smtp-ingress did not become ready; its log:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The object store this process writes to (same bucket and prefix).
+    pub fn blob_store(&self) -> Arc<dyn BlobStore> {
+        let s3 = mc_testkit::S3Settings::from_env("unused");
+        let mut config = BlobConfig {
+            backend: BlobBackend::S3,
+            ..Default::default()
+        };
+        config.s3.endpoint = Some(s3.endpoint);
+        config.s3.region = s3.region;
+        config.s3.bucket = Some(s3.bucket);
+        config.s3.access_key_id = Some(s3.access_key_id);
+        config.s3.secret_access_key = Some(Secret::new(s3.secret_access_key));
+        config.s3.prefix = self.s3_prefix.clone();
+        config.open().expect("open the test bucket")
+    }
+
+    /// The stored body of a queued message.
+    pub async fn blob(&self, blob_key: &str) -> Vec<u8> {
+        let key = BlobKey::parse(blob_key).expect("blob key");
+        self.blob_store().get(&key).await.expect("blob").to_vec()
+    }
+
+    /// `GET /metrics` on the ops port.
+    pub fn metrics(&self) -> String {
+        crate::http_get(&format!("{}/metrics", self.ops_url)).expect("metrics")
+    }
+}
+
+impl Drop for IngressProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
