@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand};
 use mc_admin::config::AdminConfig;
-use mc_runtime::config::{EXIT_CONFIG, Sources};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -32,31 +31,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: AdminConfig = match mc_runtime::config::load(&Sources::from_process(cli.config)) {
+    let check_only = matches!(cli.command, Some(Command::CheckConfig));
+    let config: AdminConfig = match mc_runtime::service::load_config(cli.config, check_only) {
         Ok(config) => config,
-        Err(errors) => {
-            eprint!("{errors}");
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
+        Err(exit) => return exit,
     };
-    if matches!(cli.command, Some(Command::CheckConfig)) {
-        println!("configuration is valid");
-        return ExitCode::SUCCESS;
-    }
-    mc_runtime::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        let _telemetry = mc_runtime::telemetry::init("admin", &config.log, &config.telemetry)?;
-        let shutdown = mc_runtime::shutdown::on_signal();
+    let (log, telemetry) = (config.log.clone(), config.telemetry.clone());
+    mc_runtime::service::run("admin", &log, &telemetry, |shutdown| async move {
         match cli.command {
             Some(Command::Migrate) => {
                 let pool = mc_runtime::stores::pg_connect(&config.database, &shutdown).await?;
@@ -66,13 +47,5 @@ fn main() -> ExitCode {
             }
             _ => mc_admin::run(config, shutdown).await,
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "admin service failed");
-            eprintln!("mailcluster-admin: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }

@@ -1,7 +1,6 @@
 //! `mailcluster-smtp-ingress`: the SMTP server (`serve`, the default) and `check-config`.
 
 use clap::{Parser, Subcommand};
-use mc_runtime::config::{EXIT_CONFIG, Sources};
 use mc_smtp_ingress::config::IngressConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,40 +29,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config: IngressConfig = match mc_runtime::config::load(&Sources::from_process(cli.config)) {
+    let check_only = matches!(cli.command, Some(Command::CheckConfig));
+    let config: IngressConfig = match mc_runtime::service::load_config(cli.config, check_only) {
         Ok(config) => config,
-        Err(errors) => {
-            eprint!("{errors}");
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
+        Err(exit) => return exit,
     };
-    if matches!(cli.command, Some(Command::CheckConfig)) {
-        println!("configuration is valid");
-        return ExitCode::SUCCESS;
-    }
-    mc_runtime::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        let _telemetry =
-            mc_runtime::telemetry::init("smtp-ingress", &config.log, &config.telemetry)?;
-        let shutdown = mc_runtime::shutdown::on_signal();
-        mc_smtp_ingress::run(config, shutdown).await
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = %format!("{error:#}"), "smtp-ingress failed");
-            eprintln!("mailcluster-smtp-ingress: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let (log, telemetry) = (config.log.clone(), config.telemetry.clone());
+    mc_runtime::service::run("smtp-ingress", &log, &telemetry, |shutdown| {
+        mc_smtp_ingress::run(config, shutdown)
+    })
 }

@@ -105,10 +105,10 @@ impl MessageBuilder {
             match end {
                 Some(end) => {
                     let rest_from = end - (header.len() - bytes.len());
-                    let complete = header.clone();
-                    let (head, _) = complete.split_at(end);
+                    let mut head = std::mem::take(header);
+                    head.truncate(end);
                     self.header = None;
-                    self.emit_header(head).await?;
+                    self.emit_header(&head).await?;
                     bytes = &bytes[rest_from..];
                 }
                 None => {

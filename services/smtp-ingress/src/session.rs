@@ -147,6 +147,13 @@ async fn end_on_read_error(connection: &mut Connection, error: ReadError) {
     }
 }
 
+/// The connection failed in the middle of a message: the transaction is dropped, nothing stored.
+async fn abort(connection: &mut Connection, session: &mut Session, error: ReadError) -> Flow {
+    session.message_finished();
+    end_on_read_error(connection, error).await;
+    Flow::Close
+}
+
 fn reason(reason: &'static str) -> crate::metrics::ReasonLabels {
     crate::metrics::ReasonLabels { reason }
 }
@@ -359,27 +366,20 @@ fn new_builder(ctx: &Ctx, session: &Session, client: &Client, queue_id: Uuid) ->
     let transaction = session.transaction();
     let utf8 = transaction.is_some_and(|t| t.mail.smtputf8);
     let esmtp = session.greeting().is_some_and(|g| g.esmtp);
-    let protocol = format!(
-        "{}{}{}",
-        if utf8 {
-            "UTF8SMTP"
-        } else if esmtp {
-            "ESMTP"
-        } else {
-            "SMTP"
-        },
-        if session.is_tls() { "S" } else { "" },
-        if session.authenticated().is_some() {
-            "A"
-        } else {
-            ""
-        },
-    );
-    let protocol = if protocol == "SMTPS" || protocol == "SMTPA" || protocol == "SMTPSA" {
-        format!("E{protocol}")
+    let (tls, authenticated) = (session.is_tls(), session.authenticated().is_some());
+    // RFC 3848 / RFC 6531 "with" names; TLS and AUTH are extensions, so they imply ESMTP.
+    let base = if utf8 {
+        "UTF8SMTP"
+    } else if esmtp || tls || authenticated {
+        "ESMTP"
     } else {
-        protocol
+        "SMTP"
     };
+    let protocol = format!(
+        "{base}{}{}",
+        if tls { "S" } else { "" },
+        if authenticated { "A" } else { "" },
+    );
     let for_clause = match transaction.map(|t| t.recipients.as_slice()) {
         Some([only]) => format!("\r\n\tfor <{}>", only.recipient),
         _ => String::new(),
@@ -389,10 +389,9 @@ fn new_builder(ctx: &Ctx, session: &Session, client: &Client, queue_id: Uuid) ->
         ip = client.ip,
         host = config.hostname,
     );
-    let submission = session.authenticated().is_some();
     let additions = Additions {
-        message_id: submission.then(|| format!("<{queue_id}@{}>", config.hostname)),
-        date: submission.then_some(date),
+        message_id: authenticated.then(|| format!("<{queue_id}@{}>", config.hostname)),
+        date: authenticated.then_some(date),
     };
     MessageBuilder::new(
         trace.into_bytes(),
@@ -441,9 +440,7 @@ async fn receive_data(
             break;
         }
         if let Err(error) = connection.fill().await {
-            session.message_finished();
-            end_on_read_error(connection, error).await;
-            return Flow::Close;
+            return abort(connection, session, error).await;
         }
     }
     let bare = decoder.bare_line_endings() > 0
@@ -473,11 +470,7 @@ async fn receive_chunk(
     while remaining > 0 {
         let chunk = match connection.read_some(remaining).await {
             Ok(chunk) => chunk,
-            Err(error) => {
-                session.message_finished();
-                end_on_read_error(connection, error).await;
-                return Flow::Close;
-            }
+            Err(error) => return abort(connection, session, error).await,
         };
         remaining -= chunk.len() as u64;
         if failed.is_none()

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod process;
 pub mod proxy;
 pub mod sections;
+pub mod service;
 pub mod shutdown;
 pub mod stores;
 pub mod telemetry;

@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
 
 /// An enhanced status code `class.subject.detail`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +52,10 @@ impl Reply {
         for index in 0..count {
             let text = self.lines.get(index).map(|l| l.as_ref()).unwrap_or("");
             let separator = if index + 1 == count { ' ' } else { '-' };
-            out.extend_from_slice(format!("{}{}", self.code, separator).as_bytes());
+            // Writing into a Vec cannot fail; no String is built per line on this hot path.
+            let _ = write!(out, "{}{}", self.code, separator);
             if let Some(Status(class, subject, detail)) = self.status {
-                out.extend_from_slice(format!("{class}.{subject}.{detail} ").as_bytes());
+                let _ = write!(out, "{class}.{subject}.{detail} ");
             }
             out.extend(
                 text.bytes()
