@@ -35,7 +35,7 @@ async fn assert_queued(
             .await
             .expect("blob row");
     assert_eq!(blob_rows, 1);
-    let body = ingress.blob(&entry.blob_key).await;
+    let body = ingress.body(&entry).await;
     assert_eq!(body.len() as i64, entry.size_bytes);
     let body = String::from_utf8(body).expect("a text message");
     let trace = format!(

@@ -52,7 +52,7 @@ async fn message_acknowledged_before_sigkill_is_there_after_restart() {
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].id, id);
     assert_eq!(entries[0].recipients, ["alice@example.test"]);
-    let body = second.blob(&entries[0].blob_key).await;
+    let body = second.body(&entries[0]).await;
     assert!(String::from_utf8(body).unwrap().ends_with(MESSAGE));
     // The restarted process accepts mail on the same queue.
     let run = smtplib(second.mx_port, Tls::Plain, steps);
@@ -150,7 +150,6 @@ async fn sigterm_ends_open_sessions_with_421_4_3_2_and_exits_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: the 421 says \"service service shutting down\": session.rs passes the literal \"service\" to replies::shutting_down, which expects the hostname"]
 async fn shutdown_reply_names_the_host() {
     let db = TestDatabase::migrated().await;
     seed_directory(&db).await;

@@ -80,7 +80,7 @@ async fn normalized_bare_line_endings_queue_exactly_one_message_per_data() {
     for entry in &entries {
         assert_eq!(entry.sender, "sender@remote.test");
         assert_eq!(entry.recipients, ["alice@example.test"]);
-        let body = ingress.blob(&entry.blob_key).await;
+        let body = ingress.body(entry).await;
         let text = String::from_utf8_lossy(&body);
         assert!(text.contains("smuggled\r\n"), "{text:?}");
         // Every CR is followed by LF and every LF preceded by CR.

@@ -217,7 +217,7 @@ async fn implicit_tls_submission_is_queued_with_message_id_and_date_added() {
     assert_eq!(entries[0].auth_user.as_deref(), Some("alice@example.test"));
     assert_eq!(entries[1].auth_user.as_deref(), Some("bob@example.test"));
 
-    let body = String::from_utf8(ingress.blob(&entries[0].blob_key).await).unwrap();
+    let body = String::from_utf8(ingress.body(&entries[0]).await).unwrap();
     assert!(body.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.test.example (mailcluster) with ESMTPSA id "), "{body}");
     assert!(
         body.contains(&format!("\r\nMessage-ID: <{id}@{HOSTNAME}>\r\nDate: ")),
@@ -225,7 +225,7 @@ async fn implicit_tls_submission_is_queued_with_message_id_and_date_added() {
     );
     assert!(body.ends_with(MESSAGE), "{body}");
     // swaks writes its own Message-Id and Date: none is added.
-    let body = String::from_utf8(ingress.blob(&entries[1].blob_key).await).unwrap();
+    let body = String::from_utf8(ingress.body(&entries[1]).await).unwrap();
     let header_count = |name: &str| {
         body.lines()
             .filter(|l| l.to_ascii_lowercase().starts_with(name))

@@ -92,6 +92,28 @@ pub struct SmtpSection {
     pub queue_lifetime_secs: u64,
     /// Deadline for storing an accepted message (blob upload and queue commit together).
     pub store_timeout_secs: u64,
+    /// Where `RCPT TO:<Postmaster>` (no domain; RFC 5321 section 4.5.1) is delivered; by default
+    /// `postmaster@<hostname>`. Make it (or an alias of it) a hosted address.
+    pub postmaster_address: Option<String>,
+    /// Messages up to this size are packed with the others accepted at the same moment into one
+    /// object (group commit); larger ones are uploaded alone by their session.
+    pub pack_max_message_bytes: usize,
+    /// Most bytes packed into one object.
+    pub pack_max_bytes: usize,
+    /// Most messages queued by one PostgreSQL commit.
+    pub commit_max_messages: usize,
+    /// Group commits in progress at once; messages arriving meanwhile form the next batch.
+    pub commit_concurrency: usize,
+}
+
+impl SmtpSection {
+    /// The address `RCPT TO:<Postmaster>` stands for.
+    pub fn postmaster(&self) -> Result<mc_types::EmailAddress, mc_types::AddressError> {
+        match &self.postmaster_address {
+            Some(address) => mc_types::EmailAddress::parse(address),
+            None => mc_types::EmailAddress::parse(&format!("postmaster@{}", self.hostname)),
+        }
+    }
 }
 
 impl Default for SmtpSection {
@@ -122,6 +144,11 @@ impl Default for SmtpSection {
             spool_dir: None,
             queue_lifetime_secs: 5 * 24 * 3600,
             store_timeout_secs: 60,
+            postmaster_address: None,
+            pack_max_message_bytes: 256 * 1024,
+            pack_max_bytes: 4 * 1024 * 1024,
+            commit_max_messages: 128,
+            commit_concurrency: 2,
         }
     }
 }
@@ -194,6 +221,31 @@ impl ServiceConfig for IngressConfig {
             smtp.store_timeout_secs >= 1,
             "store_timeout_secs",
             "must be at least 1",
+        );
+        check(
+            smtp.postmaster().is_ok(),
+            "postmaster_address",
+            "must be an email address (the default postmaster@<hostname> needs a valid hostname)",
+        );
+        check(
+            smtp.pack_max_message_bytes <= smtp.spool_memory_bytes,
+            "pack_max_message_bytes",
+            "must not exceed spool_memory_bytes (only bodies held in memory are packed)",
+        );
+        check(
+            smtp.pack_max_bytes >= smtp.pack_max_message_bytes,
+            "pack_max_bytes",
+            "must be at least pack_max_message_bytes",
+        );
+        check(
+            (1..=10_000).contains(&smtp.commit_max_messages),
+            "commit_max_messages",
+            "must be between 1 and 10000",
+        );
+        check(
+            (1..=64).contains(&smtp.commit_concurrency),
+            "commit_concurrency",
+            "must be between 1 and 64",
         );
         check(
             smtp.max_auth_failures >= 1,

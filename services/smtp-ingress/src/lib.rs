@@ -37,8 +37,11 @@ use tokio_util::task::TaskTracker;
 /// What every session shares.
 pub struct Ctx {
     pub config: SmtpSection,
+    /// `RCPT TO:<Postmaster>` stands for this address.
+    pub postmaster: mc_types::EmailAddress,
     pub policy: policy::Policy,
     pub queue: Queue,
+    pub intake: mc_queue::intake::Intake,
     pub blobs: Arc<dyn BlobStore>,
     pub redis: Option<RedisStore>,
     pub tls: Option<TlsReloader>,
@@ -99,17 +102,31 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
     }
     let ops_listener = TcpListener::bind(config.ops.listen).await?;
 
+    let queue = Queue::new(pool.clone());
+    let on_committed: mc_queue::intake::OnCommitted = {
+        let redis = redis.clone();
+        let batch_sizes = metrics.commit_batch_messages.clone();
+        Arc::new(move |ids: &[uuid::Uuid]| {
+            batch_sizes.observe(ids.len() as f64);
+            if let Some(redis) = &redis {
+                accept::hint(redis, ids);
+            }
+        })
+    };
+    let intake = accept::start_intake(&smtp, queue.clone(), blobs.clone(), on_committed);
     let ctx = Arc::new(Ctx {
         proxy: ProxyProtocol::new(
             smtp.proxy_protocol_trusted.clone(),
             Duration::from_secs(smtp.handshake_timeout_secs),
         ),
+        postmaster: smtp.postmaster()?,
         config: smtp.clone(),
         policy: policy::Policy {
             directory: Directory::new(pool.clone()),
             ip_ranges: IpRanges::new(pool.clone()),
         },
-        queue: Queue::new(pool.clone()),
+        queue,
+        intake,
         blobs,
         redis,
         tls: tls.clone(),

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub recipients_rejected: Family<ReasonLabels, Counter>,
     pub received_bytes: Counter,
     pub accept_latency: Histogram,
+    pub commit_batch_messages: Histogram,
     pub auth: Family<ResultLabels, Counter>,
 }
 
@@ -55,6 +56,7 @@ impl Metrics {
             recipients_rejected: Family::default(),
             received_bytes: Counter::default(),
             accept_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            commit_batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             auth: Family::default(),
         };
         registry.register(
@@ -103,6 +105,11 @@ impl Metrics {
             "Time from the end of the message data to the committed queue entry",
             Unit::Seconds,
             metrics.accept_latency.clone(),
+        );
+        registry.register(
+            "commit_batch_messages",
+            "Messages queued by one group commit (one object upload, one PostgreSQL commit)",
+            metrics.commit_batch_messages.clone(),
         );
         registry.register("auth", "AUTH attempts, by result", metrics.auth.clone());
         metrics

@@ -94,6 +94,7 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
         allow_plaintext_auth: config.allow_plaintext_auth,
         require_auth: kind != ListenerKind::Mx,
         allow_empty_sender: config.allow_empty_sender,
+        postmaster: ctx.postmaster.clone(),
     };
     let mut session = Session::new(session_config, tls);
     let mut client = Client {
@@ -115,7 +116,7 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
                 }
             }
             Err(error) => {
-                end_on_read_error(&mut connection, error).await;
+                end_on_read_error(&ctx, &mut connection, error).await;
                 return;
             }
         };
@@ -134,11 +135,11 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
     connection.shutdown().await;
 }
 
-async fn end_on_read_error(connection: &mut Connection, error: ReadError) {
+async fn end_on_read_error(ctx: &Ctx, connection: &mut Connection, error: ReadError) {
     let reply = match error {
         ReadError::Idle => Some(replies::timeout()),
         ReadError::SessionLimit => Some(replies::session_too_long()),
-        ReadError::Shutdown => Some(replies::shutting_down("service")),
+        ReadError::Shutdown => Some(replies::shutting_down(&ctx.config.hostname)),
         ReadError::TooLong | ReadError::Closed | ReadError::Io(_) => None,
     };
     if let Some(reply) = reply {
@@ -148,9 +149,14 @@ async fn end_on_read_error(connection: &mut Connection, error: ReadError) {
 }
 
 /// The connection failed in the middle of a message: the transaction is dropped, nothing stored.
-async fn abort(connection: &mut Connection, session: &mut Session, error: ReadError) -> Flow {
+async fn abort(
+    ctx: &Ctx,
+    connection: &mut Connection,
+    session: &mut Session,
+    error: ReadError,
+) -> Flow {
     session.message_finished();
-    end_on_read_error(connection, error).await;
+    end_on_read_error(ctx, connection, error).await;
     Flow::Close
 }
 
@@ -231,7 +237,7 @@ async fn perform(
             }
             Action::DiscardChunk { size, reply, close } => {
                 if let Err(error) = connection.skip(size).await {
-                    end_on_read_error(connection, error).await;
+                    end_on_read_error(ctx, connection, error).await;
                     return Flow::Close;
                 }
                 client.chunked = None;
@@ -413,7 +419,7 @@ async fn receive_data(
     client: &mut Client,
 ) -> Flow {
     connection.queue_reply(&replies::start_data());
-    let queue_id = mc_queue::NewEntry::new_id();
+    let queue_id = mc_queue::Envelope::new_id();
     let mut builder = new_builder(ctx, session, client, queue_id);
     let mode = match ctx.config.bare_line_endings {
         BareLineEndingPolicy::Reject => BareLineEndings::Keep,
@@ -440,7 +446,7 @@ async fn receive_data(
             break;
         }
         if let Err(error) = connection.fill().await {
-            return abort(connection, session, error).await;
+            return abort(ctx, connection, session, error).await;
         }
     }
     let bare = decoder.bare_line_endings() > 0
@@ -461,7 +467,7 @@ async fn receive_chunk(
     let (queue_id, mut builder) = match client.chunked.take() {
         Some(pending) => pending,
         None => {
-            let id = mc_queue::NewEntry::new_id();
+            let id = mc_queue::Envelope::new_id();
             (id, new_builder(ctx, session, client, id))
         }
     };
@@ -470,7 +476,7 @@ async fn receive_chunk(
     while remaining > 0 {
         let chunk = match connection.read_some(remaining).await {
             Ok(chunk) => chunk,
-            Err(error) => return abort(connection, session, error).await,
+            Err(error) => return abort(ctx, connection, session, error).await,
         };
         remaining -= chunk.len() as u64;
         if failed.is_none()

@@ -171,10 +171,24 @@ impl IngressProcess {
         config.open().expect("open the test bucket")
     }
 
-    /// The stored body of a queued message.
-    pub async fn blob(&self, blob_key: &str) -> Vec<u8> {
-        let key = BlobKey::parse(blob_key).expect("blob key");
-        self.blob_store().get(&key).await.expect("blob").to_vec()
+    /// The stored body of a queued message: its byte range of its blob, which it may share
+    /// with other messages accepted at the same moment.
+    pub async fn body(&self, message: &store::QueuedMessage) -> Vec<u8> {
+        let key = BlobKey::parse(&message.blob_key).expect("blob key");
+        let start = u64::try_from(message.blob_offset).expect("offset");
+        let end = start + u64::try_from(message.size_bytes).expect("size");
+        let body = self
+            .blob_store()
+            .get_range(&key, start..end)
+            .await
+            .expect("blob")
+            .to_vec();
+        assert_eq!(
+            body.len() as u64,
+            end - start,
+            "the blob holds the whole message"
+        );
+        body
     }
 
     /// `GET /metrics` on the ops port.

@@ -104,21 +104,22 @@ pub struct QueuedMessage {
     pub sender: String,
     pub auth_user: Option<String>,
     pub blob_key: String,
+    pub blob_offset: i64,
     pub size_bytes: i64,
     pub recipients: Vec<String>,
 }
 
 /// Every queue entry, oldest first (UUIDv7 order), with its recipients in RCPT order.
 pub async fn queued(db: &TestDatabase) -> Vec<QueuedMessage> {
-    let rows: Vec<(String, String, Option<String>, String, i64)> = sqlx::query_as(
-        "SELECT e.id::text, e.sender, e.auth_user, m.blob_key, m.size_bytes
+    let rows: Vec<(String, String, Option<String>, String, i64, i64)> = sqlx::query_as(
+        "SELECT e.id::text, e.sender, e.auth_user, m.blob_key, m.blob_offset, m.size_bytes
            FROM queue_entries e JOIN messages m ON m.id = e.message_id ORDER BY e.id",
     )
     .fetch_all(&db.pool)
     .await
     .expect("read the queue");
     let mut out = Vec::new();
-    for (id, sender, auth_user, blob_key, size_bytes) in rows {
+    for (id, sender, auth_user, blob_key, blob_offset, size_bytes) in rows {
         let recipients: Vec<String> = sqlx::query_scalar(
             "SELECT address FROM queue_recipients WHERE queue_id = $1::uuid ORDER BY id",
         )
@@ -131,6 +132,7 @@ pub async fn queued(db: &TestDatabase) -> Vec<QueuedMessage> {
             sender,
             auth_user,
             blob_key,
+            blob_offset,
             size_bytes,
             recipients,
         });

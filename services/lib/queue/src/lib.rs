@@ -15,6 +15,9 @@
 //! Worker side (leases, epoch fencing, retries) is added by the delivery worker.
 #![forbid(unsafe_code)]
 
+mod batch;
+pub mod intake;
+
 use mc_mailstore::blob::BlobKey;
 use sqlx::PgPool;
 use std::net::IpAddr;
@@ -29,6 +32,20 @@ pub enum QueueError {
     Database(#[from] sqlx::Error),
 }
 
+impl QueueError {
+    /// True when the entry itself broke a rule of the schema (a duplicate recipient, a value out
+    /// of range): retrying it cannot help, but the other entries of its batch are not at fault.
+    pub fn is_entry_fault(&self) -> bool {
+        match self {
+            Self::Invalid(_) => true,
+            Self::Database(sqlx::Error::Database(error)) => error
+                .code()
+                .is_some_and(|code| code.starts_with("23") || code.starts_with("22")),
+            Self::Database(_) => false,
+        }
+    }
+}
+
 /// One envelope recipient with its RFC 3461 parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRecipient {
@@ -37,12 +54,33 @@ pub struct NewRecipient {
     pub dsn_orcpt: Option<String>,
 }
 
-/// A message accepted by the ingress, ready to be queued.
-#[derive(Debug, Clone)]
-pub struct NewEntry {
-    pub id: Uuid,
+/// Where a message's bytes are: the range `[offset, offset + size)` of the blob `blob_key`,
+/// which holds `blob_size` bytes in all (a message stored alone spans its whole blob; small
+/// messages accepted together share one packed blob).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyLocation {
     pub blob_key: BlobKey,
-    pub size_bytes: u64,
+    pub blob_size: u64,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl BodyLocation {
+    /// A message that is a whole blob by itself.
+    pub fn whole(blob_key: BlobKey, size: u64) -> Self {
+        Self {
+            blob_key,
+            blob_size: size,
+            offset: 0,
+            size,
+        }
+    }
+}
+
+/// The envelope of a message accepted by the ingress: everything queued about it but its body.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub id: Uuid,
     /// Empty for the null reverse-path `<>`.
     pub sender: String,
     pub client_ip: Option<IpAddr>,
@@ -55,11 +93,18 @@ pub struct NewEntry {
     pub lifetime: Duration,
 }
 
-impl NewEntry {
+impl Envelope {
     /// A fresh, time-ordered queue id (UUIDv7), shown to clients as "queued as".
     pub fn new_id() -> Uuid {
         Uuid::now_v7()
     }
+}
+
+/// A message ready to be queued: its envelope and where its (already stored) body is.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub envelope: Envelope,
+    pub body: BodyLocation,
 }
 
 /// The queue over one PostgreSQL pool. Cheap to clone.
@@ -92,76 +137,14 @@ impl Queue {
 
     /// Queues one message for all its recipients, atomically.
     pub async fn enqueue(&self, entry: &NewEntry) -> Result<Uuid, QueueError> {
-        if entry.recipients.is_empty() {
-            return Err(QueueError::Invalid(
-                "a queue entry needs a recipient".into(),
-            ));
-        }
-        let addresses: Vec<&str> = entry
-            .recipients
-            .iter()
-            .map(|r| r.address.as_str())
-            .collect();
-        let notify: Vec<Option<&str>> = entry
-            .recipients
-            .iter()
-            .map(|r| r.dsn_notify.as_deref())
-            .collect();
-        let orcpt: Vec<Option<&str>> = entry
-            .recipients
-            .iter()
-            .map(|r| r.dsn_orcpt.as_deref())
-            .collect();
-        let lifetime_secs = i64::try_from(entry.lifetime.as_secs())
-            .map_err(|_| QueueError::Invalid("lifetime out of range".into()))?;
-        let client_ip = entry.client_ip.map(ipnet::IpNet::from);
-        // One statement: PostgreSQL runs it as one transaction, in one round trip.
-        let inserted: i64 = sqlx::query_scalar(
-            "WITH blob AS (
-                 INSERT INTO blobs (blob_key, size_bytes) VALUES ($2, $3)
-                 ON CONFLICT (blob_key) DO UPDATE SET last_referenced_at = now()
-                 RETURNING blob_key
-             ), message AS (
-                 INSERT INTO messages (blob_key, size_bytes) SELECT blob_key, $3 FROM blob
-                 RETURNING id
-             ), entry AS (
-                 INSERT INTO queue_entries
-                     (id, message_id, sender, client_ip, client_helo, auth_user,
-                      dsn_ret, dsn_envid, expires_at)
-                 SELECT $1, id, $4, $5, $6, $7, $8, $9, now() + make_interval(secs => $10)
-                 FROM message
-                 RETURNING id
-             ), recipients AS (
-                 INSERT INTO queue_recipients (queue_id, address, dsn_notify, dsn_orcpt)
-                 SELECT entry.id, r.address, r.notify, r.orcpt
-                 FROM entry, unnest($11::text[], $12::text[], $13::text[]) AS r(address, notify, orcpt)
-                 RETURNING 1
-             )
-             SELECT count(*) FROM recipients",
-        )
-        .bind(entry.id)
-        .bind(entry.blob_key.as_str())
-        .bind(size(entry.size_bytes)?)
-        .bind(&entry.sender)
-        .bind(client_ip)
-        .bind(entry.client_helo.as_deref())
-        .bind(entry.auth_user.as_deref())
-        .bind(entry.dsn_ret.as_deref())
-        .bind(entry.dsn_envid.as_deref())
-        .bind(lifetime_secs as f64)
-        .bind(&addresses)
-        .bind(&notify)
-        .bind(&orcpt)
-        .fetch_one(&self.pool)
-        .await?;
-        if inserted as usize != entry.recipients.len() {
-            // Cannot happen without a schema change; the statement is atomic either way.
-            return Err(QueueError::Invalid(format!(
-                "queued {inserted} of {} recipients",
-                entry.recipients.len()
-            )));
-        }
-        Ok(entry.id)
+        self.enqueue_batch(std::slice::from_ref(entry)).await?;
+        Ok(entry.envelope.id)
+    }
+
+    /// Queues several messages in one statement (group commit): all of them or none. Blobs the
+    /// entries share are refreshed once.
+    pub async fn enqueue_batch(&self, entries: &[NewEntry]) -> Result<(), QueueError> {
+        batch::enqueue(&self.pool, entries).await
     }
 }
 

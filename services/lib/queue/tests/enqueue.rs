@@ -2,15 +2,20 @@
 #![allow(clippy::unwrap_used)]
 
 use mc_mailstore::blob::BlobKey;
-use mc_queue::{NewEntry, NewRecipient, Queue};
+use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient, Queue};
 use mc_testkit::TestDatabase;
 use std::time::Duration;
 
 fn entry(body: &[u8], recipients: &[&str]) -> NewEntry {
     NewEntry {
-        id: NewEntry::new_id(),
-        blob_key: BlobKey::for_content(body),
-        size_bytes: body.len() as u64,
+        body: BodyLocation::whole(BlobKey::for_content(body), body.len() as u64),
+        envelope: envelope(recipients),
+    }
+}
+
+fn envelope(recipients: &[&str]) -> Envelope {
+    Envelope {
+        id: Envelope::new_id(),
         sender: "sender@example.com".into(),
         client_ip: Some("192.0.2.7".parse().unwrap()),
         client_helo: Some("client.example".into()),
@@ -34,7 +39,10 @@ async fn enqueue_writes_entry_and_every_recipient() {
     let db = TestDatabase::migrated().await;
     let queue = Queue::new(db.pool.clone());
     let e = entry(b"hello", &["a@example.com", "b@example.org"]);
-    queue.reserve_blob(&e.blob_key, e.size_bytes).await.unwrap();
+    queue
+        .reserve_blob(&e.body.blob_key, e.body.size)
+        .await
+        .unwrap();
     let id = queue.enqueue(&e).await.unwrap();
     let (sender, ip, ret, envid, lifetime): (String, String, String, String, f64) = sqlx::query_as(
         "SELECT sender, host(client_ip), dsn_ret, dsn_envid,
@@ -79,7 +87,7 @@ async fn enqueue_writes_entry_and_every_recipient() {
     .fetch_one(&db.pool)
     .await
     .unwrap();
-    assert_eq!((blob.as_str(), size), (e.blob_key.as_str(), 5));
+    assert_eq!((blob.as_str(), size), (e.body.blob_key.as_str(), 5));
 }
 
 #[tokio::test]

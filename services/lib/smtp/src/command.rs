@@ -112,8 +112,9 @@ pub enum Command {
 }
 
 /// Parses one command line, which must end with LF (CRLF or a bare LF: clients that send bare
-/// LF in commands are tolerated; only DATA is strict about line endings).
-pub fn parse(line: &[u8]) -> Result<Command, Reply> {
+/// LF in commands are tolerated; only DATA is strict about line endings). `RCPT TO:<Postmaster>`
+/// (no domain, any case; RFC 5321 section 4.5.1) becomes `postmaster`.
+pub fn parse(line: &[u8], postmaster: &EmailAddress) -> Result<Command, Reply> {
     let Some(content) = line.strip_suffix(b"\n") else {
         return Err(replies::unrecognized());
     };
@@ -136,8 +137,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     Ok(match request {
         Request::Ehlo { host } => Command::Ehlo(check_helo(&host, replies::ehlo_invalid())?),
         Request::Helo { host } => Command::Helo(check_helo(&host, replies::helo_invalid())?),
-        Request::Mail { from } => Command::Mail(mail_from(from)?),
-        Request::Rcpt { to } => Command::Rcpt(rcpt_to(to)?),
+        Request::Mail { from } => Command::Mail(mail_from(from, raw_path(content))?),
+        Request::Rcpt { to } => Command::Rcpt(rcpt_to(to, raw_path(content), postmaster)?),
         Request::Data => Command::Data,
         Request::Bdat {
             chunk_size,
@@ -245,12 +246,50 @@ fn check_helo(host: &str, invalid: Reply) -> Result<String, Reply> {
     }
 }
 
-fn mail_from(from: smtp_proto::MailFrom<std::borrow::Cow<'_, str>>) -> Result<MailFrom, Reply> {
-    let sender = if from.address.is_empty() {
-        None
-    } else {
-        Some(EmailAddress::parse(&from.address).map_err(|_| replies::invalid_sender())?)
-    };
+/// The reverse- or forward-path as the client wrote it: the text between the first `<` and the
+/// `>` that closes it outside a quoted string, without a source route (`@a,@b:`, which RFC 5321
+/// says to ignore). smtp-proto hands over addresses with quoted local parts already unquoted
+/// (`"a b"@x` as `a b@x`, which is no longer an address), so those are parsed from here.
+fn raw_path(content: &[u8]) -> Option<&str> {
+    let start = content.iter().position(|&b| b == b'<')? + 1;
+    let (mut quoted, mut escaped) = (false, false);
+    let mut end = None;
+    for (i, &b) in content[start..].iter().enumerate() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match b {
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'>' if !quoted => {
+                end = Some(start + i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let path = std::str::from_utf8(&content[start..end?]).ok()?;
+    Some(match path.strip_prefix('@') {
+        Some(routed) => routed.split_once(':').map_or(path, |(_, mailbox)| mailbox),
+        None => path,
+    })
+}
+
+/// The address of a MAIL or RCPT: smtp-proto's, unless the client quoted its local part.
+fn path_address(parsed: &str, raw: Option<&str>) -> Result<Option<EmailAddress>, ()> {
+    match raw {
+        Some(raw) if raw.starts_with('"') => EmailAddress::parse(raw).map(Some).map_err(|_| ()),
+        _ if parsed.is_empty() => Ok(None),
+        _ => EmailAddress::parse(parsed).map(Some).map_err(|_| ()),
+    }
+}
+
+fn mail_from(
+    from: smtp_proto::MailFrom<std::borrow::Cow<'_, str>>,
+    raw: Option<&str>,
+) -> Result<MailFrom, Reply> {
+    let sender = path_address(&from.address, raw).map_err(|_| replies::invalid_sender())?;
     let body = if from.flags & smtp_proto::MAIL_BODY_BINARYMIME != 0 {
         return Err(replies::invalid_parameter("BODY"));
     } else if from.flags & smtp_proto::MAIL_BODY_8BITMIME != 0 {
@@ -300,11 +339,18 @@ fn mail_from(from: smtp_proto::MailFrom<std::borrow::Cow<'_, str>>) -> Result<Ma
     })
 }
 
-fn rcpt_to(to: smtp_proto::RcptTo<std::borrow::Cow<'_, str>>) -> Result<RcptTo, Reply> {
-    if to.address.is_empty() {
-        return Err(replies::invalid_recipient());
-    }
-    let recipient = EmailAddress::parse(&to.address).map_err(|_| replies::invalid_recipient())?;
+fn rcpt_to(
+    to: smtp_proto::RcptTo<std::borrow::Cow<'_, str>>,
+    raw: Option<&str>,
+    postmaster: &EmailAddress,
+) -> Result<RcptTo, Reply> {
+    let recipient = match raw {
+        Some(raw) if raw.eq_ignore_ascii_case("postmaster") => postmaster.clone(),
+        _ => path_address(&to.address, raw)
+            .ok()
+            .flatten()
+            .ok_or_else(replies::invalid_recipient)?,
+    };
     let notify_bits = smtp_proto::RCPT_NOTIFY_NEVER
         | smtp_proto::RCPT_NOTIFY_SUCCESS
         | smtp_proto::RCPT_NOTIFY_FAILURE
@@ -329,11 +375,14 @@ fn rcpt_to(to: smtp_proto::RcptTo<std::borrow::Cow<'_, str>>) -> Result<RcptTo, 
 mod tests {
     use super::*;
 
+    fn postmaster() -> EmailAddress {
+        EmailAddress::parse("postmaster@mx.test").unwrap()
+    }
     fn ok(line: &str) -> Command {
-        parse(line.as_bytes()).unwrap_or_else(|r| panic!("{line:?} refused: {r}"))
+        parse(line.as_bytes(), &postmaster()).unwrap_or_else(|r| panic!("{line:?} refused: {r}"))
     }
     fn code(line: &str) -> u16 {
-        match parse(line.as_bytes()) {
+        match parse(line.as_bytes(), &postmaster()) {
             Ok(c) => panic!("{line:?} accepted as {c:?}"),
             Err(reply) => reply.code,
         }

@@ -6,6 +6,7 @@
 use crate::auth::{self, Credentials, SaslError};
 use crate::command::{self, Command, MailFrom, Mechanism, RcptTo};
 use crate::reply::{Reply, replies};
+use mc_types::EmailAddress;
 use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,8 @@ pub struct SessionConfig {
     /// Every message needs an authenticated session (submission listeners).
     pub require_auth: bool,
     pub allow_empty_sender: bool,
+    /// Where `RCPT TO:<Postmaster>` (no domain) goes.
+    pub postmaster: EmailAddress,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,7 +223,7 @@ impl Session {
     }
 
     fn command(&mut self, line: &[u8]) -> Action {
-        let command = match command::parse(line) {
+        let command = match command::parse(line, &self.config.postmaster) {
             Ok(command) => command,
             Err(reply) => return self.count_error(reply),
         };

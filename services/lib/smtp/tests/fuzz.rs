@@ -10,6 +10,10 @@ use mc_smtp::{
 };
 use proptest::prelude::*;
 
+fn postmaster() -> mc_types::EmailAddress {
+    mc_types::EmailAddress::parse("postmaster@mx.test").unwrap()
+}
+
 const CASES: u32 = 2000;
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +332,7 @@ fn session_config() -> impl Strategy<Value = SessionConfig> {
                     allow_plaintext_auth: flags[2],
                     require_auth,
                     allow_empty_sender,
+                    postmaster: mc_types::EmailAddress::parse("postmaster@mx.test").unwrap(),
                 }
             },
         )
@@ -523,7 +528,7 @@ proptest! {
         if crlf {
             line.extend_from_slice(b"\r\n");
         }
-        if let Err(reply) = mc_smtp::command::parse(&line) {
+        if let Err(reply) = mc_smtp::command::parse(&line, &postmaster()) {
             check_reply(&reply)?;
             prop_assert!(reply.code >= 500, "a refused command is a 5xx: {}", reply);
         }
@@ -531,7 +536,7 @@ proptest! {
 
     #[test]
     fn parse_never_panics_on_hostile_lines(line in hostile_line()) {
-        if let Err(reply) = mc_smtp::command::parse(&line) {
+        if let Err(reply) = mc_smtp::command::parse(&line, &postmaster()) {
             check_reply(&reply)?;
             prop_assert!(reply.code >= 500, "a refused command is a 5xx: {}", reply);
         }
@@ -551,7 +556,7 @@ proptest! {
         let position = at.index(content.len() + 1);
         content.insert(position, control);
         content.extend_from_slice(b"\r\n");
-        prop_assert!(mc_smtp::command::parse(&content).is_err(), "{:?} accepted", content);
+        prop_assert!(mc_smtp::command::parse(&content, &postmaster()).is_err(), "{:?} accepted", content);
     }
 
     // -----------------------------------------------------------------------------------------
