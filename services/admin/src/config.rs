@@ -1,7 +1,7 @@
 //! Configuration of the admin service.
 
 use mc_runtime::config::{ConfigError, ServiceConfig, resolve_secret};
-use mc_runtime::sections::{DatabaseConfig, LogConfig, OpsConfig, TelemetryConfig};
+use mc_runtime::sections::{DatabaseConfig, LogConfig, OpsConfig, RedisConfig, TelemetryConfig};
 use mc_types::Secret;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -14,6 +14,9 @@ pub const MIN_TOKEN_LEN: usize = 16;
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub database: DatabaseConfig,
+    /// Optional: directory changes are announced there so that other services' caches drop
+    /// stale answers at once.
+    pub redis: RedisConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
     pub ops: OpsConfig,
@@ -52,6 +55,7 @@ impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
             ops: OpsConfig::on_port(9104),
@@ -63,6 +67,7 @@ impl Default for AdminConfig {
 impl ServiceConfig for AdminConfig {
     fn finish(&mut self, errors: &mut Vec<ConfigError>) {
         self.database.finish(errors);
+        self.redis.finish(false, errors);
         self.log.finish(errors);
         self.telemetry.finish(errors);
         resolve_secret(

@@ -38,7 +38,19 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
         .token
         .clone()
         .ok_or_else(|| anyhow::anyhow!("admin.token is required"))?;
+    let redis = match config.redis.url {
+        None => None,
+        Some(_) => match mc_runtime::stores::RedisStore::connect(&config.redis).await {
+            Ok(redis) => Some(redis),
+            Err(error) => {
+                // Other services then keep their directory caches dark: slower, never stale.
+                tracing::warn!(%error, "Redis unavailable; directory changes are not announced");
+                None
+            }
+        },
+    };
     let state = AppState {
+        redis,
         directory: Directory::new(pool.clone()),
         ip_ranges: IpRanges::new(pool.clone()),
         token: Arc::new(token),

@@ -30,6 +30,7 @@ async fn start() -> Api {
     let db = TestDatabase::migrated().await;
     let mut registry = mc_runtime::metrics::registry("admin");
     let state = AppState {
+        redis: None,
         directory: Directory::new(db.pool.clone()),
         ip_ranges: IpRanges::new(db.pool.clone()),
         token: Arc::new(Secret::new(TOKEN.to_string())),

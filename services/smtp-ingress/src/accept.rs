@@ -115,22 +115,10 @@ async fn store_inner(
 /// Publishes the ids of a committed batch, separated by spaces, on `<prefix>queue:due`. Best
 /// effort: the queue in PostgreSQL is the truth and workers poll it anyway.
 pub fn hint(redis: &mc_runtime::stores::RedisStore, ids: &[Uuid]) {
-    let redis = redis.clone();
     let ids = ids
         .iter()
         .map(Uuid::to_string)
         .collect::<Vec<_>>()
         .join(" ");
-    tokio::spawn(async move {
-        let mut connection = redis.connection.clone();
-        let channel = redis.key("queue:due");
-        let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-            .arg(&channel)
-            .arg(ids)
-            .query_async(&mut connection)
-            .await;
-        if let Err(error) = result {
-            tracing::debug!(%error, "queue hint not published");
-        }
-    });
+    redis.publish_hint("queue:due", ids);
 }

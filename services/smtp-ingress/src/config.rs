@@ -95,6 +95,13 @@ pub struct SmtpSection {
     /// Where `RCPT TO:<Postmaster>` (no domain; RFC 5321 section 4.5.1) is delivered; by default
     /// `postmaster@<hostname>`. Make it (or an alias of it) a hosted address.
     pub postmaster_address: Option<String>,
+    /// How long hosted domains and recipient resolutions are cached (the reference server's
+    /// object cache). The cache is used only while Redis delivers the admin API's change
+    /// notices, which empty it at once; the time bounds staleness from changes made by hand in
+    /// SQL. 0 disables it.
+    pub directory_cache_secs: u64,
+    /// Most cached answers of each kind.
+    pub directory_cache_entries: usize,
     /// Messages up to this size are packed with the others accepted at the same moment into one
     /// object (group commit); larger ones are uploaded alone by their session.
     pub pack_max_message_bytes: usize,
@@ -145,6 +152,8 @@ impl Default for SmtpSection {
             queue_lifetime_secs: 5 * 24 * 3600,
             store_timeout_secs: 60,
             postmaster_address: None,
+            directory_cache_secs: 60,
+            directory_cache_entries: 100_000,
             pack_max_message_bytes: 256 * 1024,
             pack_max_bytes: 4 * 1024 * 1024,
             commit_max_messages: 128,

@@ -20,7 +20,7 @@ pub mod session;
 
 use crate::config::{IngressConfig, SmtpSection};
 use crate::session::ListenerKind;
-use mc_directory::Directory;
+use mc_directory::{Directory, DirectoryCache};
 use mc_mailstore::blob::BlobStore;
 use mc_policy::IpRanges;
 use mc_queue::Queue;
@@ -114,6 +114,17 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
         })
     };
     let intake = accept::start_intake(&smtp, queue.clone(), blobs.clone(), on_committed);
+    let cache = Arc::new(DirectoryCache::new(
+        Duration::from_secs(smtp.directory_cache_secs),
+        smtp.directory_cache_entries,
+    ));
+    let follower = redis.clone().map(|redis| {
+        tokio::spawn(follow_directory_changes(
+            redis,
+            cache.clone(),
+            shutdown.clone(),
+        ))
+    });
     let ctx = Arc::new(Ctx {
         proxy: ProxyProtocol::new(
             smtp.proxy_protocol_trusted.clone(),
@@ -124,6 +135,8 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
         policy: policy::Policy {
             directory: Directory::new(pool.clone()),
             ip_ranges: IpRanges::new(pool.clone()),
+            cache: cache.clone(),
+            metrics: metrics.clone(),
         },
         queue,
         intake,
@@ -166,7 +179,49 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     ops.await??;
     pool.close().await;
     Ok(())
+}
+
+/// Keeps the directory cache in step with the cluster: it is live only while subscribed to the
+/// admin API's change notices, and emptied by each one. When the subscription breaks the cache
+/// goes dark (every lookup asks PostgreSQL) until it is re-established.
+async fn follow_directory_changes(
+    redis: RedisStore,
+    cache: Arc<DirectoryCache>,
+    shutdown: CancellationToken,
+) {
+    use futures::StreamExt;
+    loop {
+        match redis.subscribe(mc_directory::CHANGES_CHANNEL).await {
+            Ok(mut pubsub) => {
+                cache.set_live(true);
+                tracing::debug!("following directory changes; cache live");
+                let mut notices = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        notice = notices.next() => match notice {
+                            Some(_) => cache.clear(),
+                            None => break,
+                        },
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+                cache.set_live(false);
+                tracing::warn!("lost the directory change notices; cache off until Redis is back");
+            }
+            Err(error) => {
+                cache.set_live(false);
+                tracing::warn!(%error, "cannot follow directory changes; cache off");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub struct Metrics {
     pub received_bytes: Counter,
     pub accept_latency: Histogram,
     pub commit_batch_messages: Histogram,
+    pub directory_cache: Family<ResultLabels, Counter>,
     pub auth: Family<ResultLabels, Counter>,
 }
 
@@ -57,6 +58,7 @@ impl Metrics {
             received_bytes: Counter::default(),
             accept_latency: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             commit_batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
+            directory_cache: Family::default(),
             auth: Family::default(),
         };
         registry.register(
@@ -110,6 +112,11 @@ impl Metrics {
             "commit_batch_messages",
             "Messages queued by one group commit (one object upload, one PostgreSQL commit)",
             metrics.commit_batch_messages.clone(),
+        );
+        registry.register(
+            "directory_cache_lookups",
+            "Directory answers (hosted domain, recipient) asked of the cache, by hit or miss",
+            metrics.directory_cache.clone(),
         );
         registry.register("auth", "AUTH attempts, by result", metrics.auth.clone());
         metrics

@@ -8,15 +8,20 @@
 //! spoofing a hosted domain from outside is refused. Delivery *to* local recipients from outside
 //! needs no AUTH under the default ranges (other servers never authenticate).
 
-use mc_directory::{Directory, Rejection, Resolved};
+use mc_directory::{Directory, DirectoryCache, Rejection, Resolved};
 use mc_policy::{IpRange, IpRanges};
 use mc_smtp::{Reply, Status};
 use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
 
 #[derive(Clone)]
 pub struct Policy {
     pub directory: Directory,
     pub ip_ranges: IpRanges,
+    /// Hosted domains and resolutions, while change notices are heard (see `mc_directory::cache`).
+    pub cache: Arc<DirectoryCache>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The outcome of a refused recipient: the reply and a metric label.
@@ -45,7 +50,37 @@ impl Policy {
     }
 
     pub async fn is_local_domain(&self, domain: &str) -> Result<bool, PolicyFailure> {
-        Ok(self.directory.is_hosted(domain).await?)
+        let key = domain.to_ascii_lowercase();
+        if let Some(hosted) = self.cache.hosted(&key, Instant::now()) {
+            self.cache_lookup("hit");
+            return Ok(hosted);
+        }
+        self.cache_lookup("miss");
+        let ticket = self.cache.ticket();
+        let hosted = self.directory.is_hosted(domain).await?;
+        self.cache
+            .store_hosted(ticket, &key, hosted, Instant::now());
+        Ok(hosted)
+    }
+
+    async fn resolve(&self, address: &str) -> Result<Resolved, PolicyFailure> {
+        if let Some(resolved) = self.cache.resolved(address, Instant::now()) {
+            self.cache_lookup("hit");
+            return Ok(resolved);
+        }
+        self.cache_lookup("miss");
+        let ticket = self.cache.ticket();
+        let resolved = self.directory.resolve(address).await?;
+        self.cache
+            .store_resolved(ticket, address, resolved.clone(), Instant::now());
+        Ok(resolved)
+    }
+
+    fn cache_lookup(&self, result: &'static str) {
+        self.metrics
+            .directory_cache
+            .get_or_create(&crate::metrics::ResultLabels { result })
+            .inc();
     }
 
     /// Decides one RCPT. `sender_local` is `None` for the null sender (treated as external).
@@ -56,7 +91,7 @@ impl Policy {
         authenticated: bool,
         recipient: &mc_types::EmailAddress,
     ) -> Result<Result<(), Refusal>, PolicyFailure> {
-        let resolved = self.directory.resolve(&recipient.to_string()).await?;
+        let resolved = self.resolve(&recipient.to_string()).await?;
         let recipient_local = !matches!(resolved, Resolved::NotHosted);
         let (allowed, needs_auth) = match (sender_local, recipient_local) {
             (true, true) => (

@@ -32,6 +32,8 @@ pub(crate) use lists::*;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// Where directory changes are announced (`mc_directory::CHANGES_CHANNEL`), if configured.
+    pub redis: Option<mc_runtime::stores::RedisStore>,
     pub directory: Directory,
     pub ip_ranges: IpRanges,
     pub token: Arc<Secret<String>>,
@@ -124,6 +126,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/ip-ranges/{name}",
             get(show_ip_range).delete(remove_ip_range),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            announce_changes,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api/v1", api)
@@ -153,6 +159,26 @@ async fn require_token(
         return Err(ApiError::unauthorized());
     }
     Ok(next.run(request).await)
+}
+
+/// After every successful change (any method but GET), tells the cluster that the directory or
+/// policy changed, so that caches (smtp-ingress) drop their answers now rather than at expiry.
+async fn announce_changes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let changes = request.method() != axum::http::Method::GET;
+    let response = next.run(request).await;
+    if changes
+        && response.status().is_success()
+        && let Some(redis) = &state.redis
+    {
+        // Awaited, so that when the client hears the answer every cache has heard the notice.
+        if let Err(error) = redis
+            .publish(mc_directory::CHANGES_CHANNEL, "changed")
+            .await
+        {
+            tracing::warn!(%error, "directory change not announced; caches expire on their own");
+        }
+    }
+    response
 }
 
 async fn record_metrics(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -12,6 +12,7 @@
 mod accounts;
 mod aliases;
 mod auth;
+pub mod cache;
 mod domains;
 mod error;
 mod lists;
@@ -21,6 +22,7 @@ mod resolve;
 pub use accounts::{Account, AccountUpdate, AdminLevel, NewAccount};
 pub use aliases::{Alias, NewAlias};
 pub use auth::{AuthFailure, AuthOutcome};
+pub use cache::{CHANGES_CHANNEL, DirectoryCache};
 pub use domains::{Domain, DomainUpdate};
 pub use error::DirectoryError;
 pub use lists::{DistributionList, ListMode, MAX_LIST_MEMBERS, NewList};

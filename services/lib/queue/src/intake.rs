@@ -7,7 +7,8 @@
 //! 1. the small bodies held in memory ([`Body::Inline`]) are concatenated into one blob (keyed
 //!    by the sha256 of the whole, as every blob); a batch of one stores the body alone, exactly
 //!    as without batching;
-//! 2. that blob is reserved and uploaded (the blob protocol of the crate docs);
+//! 2. that blob is reserved and uploaded (the blob protocol of the crate docs; for a pack of
+//!    several bodies, whose content is new, both at once);
 //! 3. every entry of the batch, whether its body was packed or uploaded by the session itself
 //!    ([`Body::Stored`]), is queued by ONE statement;
 //! 4. only then does each waiting session learn that its message is queued (and answer 250).
@@ -232,13 +233,33 @@ impl Flusher {
         }
         let packed = match pack.finish() {
             None => None,
-            Some((key, bytes)) => {
+            Some((key, bytes, shared)) => {
                 let blob_size = bytes.len() as u64;
-                if let Err(error) = self.queue.reserve_blob(&key, blob_size).await {
-                    return Err((IntakeError::from(&error), waiters));
-                }
-                if let Err(error) = self.blobs.put(&key, bytes).await {
-                    return Err((IntakeError::from(&error), waiters));
+                let reserve = self.queue.reserve_blob(&key, blob_size);
+                let stored = if shared {
+                    // A pack's content (and so its key) is new: no row or object of that name
+                    // can exist for the collector to be deleting, so the row need not be in
+                    // place before the upload; writing both at once saves a round trip. A crash
+                    // between them leaves at worst an unreferenced object.
+                    match tokio::join!(reserve, self.blobs.put(&key, bytes)) {
+                        (Err(error), _) => Err(IntakeError::from(&error)),
+                        (_, Err(error)) => Err(IntakeError::from(&error)),
+                        (Ok(()), Ok(())) => Ok(()),
+                    }
+                } else {
+                    // A lone body is keyed by its own digest and may already be stored (and be
+                    // under collection): reserve first, as the crate's blob protocol says.
+                    match reserve.await {
+                        Err(error) => Err(IntakeError::from(&error)),
+                        Ok(()) => self
+                            .blobs
+                            .put(&key, bytes)
+                            .await
+                            .map_err(|error| IntakeError::from(&error)),
+                    }
+                };
+                if let Err(error) = stored {
+                    return Err((error, waiters));
                 }
                 Some((key, blob_size))
             }
@@ -293,13 +314,14 @@ impl Pack {
         (offset, size)
     }
 
-    /// The pack's key and bytes; a pack of one is that body alone, under its own digest.
-    fn finish(&mut self) -> Option<(BlobKey, Bytes)> {
+    /// The pack's key and bytes, and whether it holds several bodies; a pack of one is that
+    /// body alone, under its own digest.
+    fn finish(&mut self) -> Option<(BlobKey, Bytes, bool)> {
         match self.parts.len() {
             0 => None,
             1 => {
                 let (bytes, sha256) = self.parts.pop()?;
-                Some((BlobKey::from_sha256(&sha256), bytes))
+                Some((BlobKey::from_sha256(&sha256), bytes, false))
             }
             _ => {
                 let mut joined = BytesMut::with_capacity(self.len as usize);
@@ -308,10 +330,8 @@ impl Pack {
                     hasher.update(&bytes);
                     joined.extend_from_slice(&bytes);
                 }
-                Some((
-                    BlobKey::from_sha256(&hasher.finalize().into()),
-                    joined.freeze(),
-                ))
+                let key = BlobKey::from_sha256(&hasher.finalize().into());
+                Some((key, joined.freeze(), true))
             }
         }
     }

@@ -102,6 +102,7 @@ pub fn pg_check(pool: PgPool) -> Check {
 #[derive(Clone)]
 pub struct RedisStore {
     pub connection: redis::aio::ConnectionManager,
+    client: redis::Client,
     prefix: String,
 }
 
@@ -118,8 +119,43 @@ impl RedisStore {
             .await?;
         Ok(Self {
             connection,
+            client,
             prefix: config.key_prefix.clone(),
         })
+    }
+
+    /// A dedicated connection subscribed to `<prefix><name>` (pub/sub needs its own connection).
+    pub async fn subscribe(&self, name: &str) -> Result<redis::aio::PubSub, StoreError> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(self.key(name)).await?;
+        Ok(pubsub)
+    }
+
+    /// `PUBLISH <prefix><name> <message>`; returns the number of subscribers that received it.
+    pub async fn publish(&self, name: &str, message: &str) -> redis::RedisResult<i64> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PUBLISH")
+            .arg(self.key(name))
+            .arg(message)
+            .query_async(&mut connection)
+            .await
+    }
+
+    /// Best-effort `PUBLISH <prefix><name> <message>` in the background: for hints whose loss
+    /// costs only latency (the fact itself is in PostgreSQL).
+    pub fn publish_hint(&self, name: &str, message: String) {
+        let mut connection = self.connection.clone();
+        let channel = self.key(name);
+        tokio::spawn(async move {
+            let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+                .arg(&channel)
+                .arg(message)
+                .query_async(&mut connection)
+                .await;
+            if let Err(error) = result {
+                tracing::debug!(%error, channel, "hint not published");
+            }
+        });
     }
 
     /// `<prefix><name>`: every key and channel goes through here.
