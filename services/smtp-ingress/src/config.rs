@@ -109,7 +109,8 @@ pub struct SmtpSection {
     pub pack_max_bytes: usize,
     /// Most messages queued by one PostgreSQL commit.
     pub commit_max_messages: usize,
-    /// Group commits in progress at once; messages arriving meanwhile form the next batch.
+    /// Group commits in progress at once; messages arriving meanwhile form the next batch. One
+    /// gives the largest batches and, measured on 2 cores, the most messages per second.
     pub commit_concurrency: usize,
 }
 
@@ -157,7 +158,7 @@ impl Default for SmtpSection {
             pack_max_message_bytes: 256 * 1024,
             pack_max_bytes: 4 * 1024 * 1024,
             commit_max_messages: 128,
-            commit_concurrency: 2,
+            commit_concurrency: 1,
         }
     }
 }

@@ -3,7 +3,6 @@
 //! or not at all and the commit's cost is shared by every message in it.
 
 use crate::{NewEntry, QueueError, size};
-use sqlx::PgPool;
 use std::collections::HashMap;
 
 /// Column arrays of the statement: one element per entry, per recipient or per distinct blob.
@@ -71,7 +70,10 @@ impl<'a> Columns<'a> {
     }
 }
 
-pub(crate) async fn enqueue(pool: &PgPool, entries: &[NewEntry]) -> Result<(), QueueError> {
+pub(crate) async fn enqueue<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    entries: &[NewEntry],
+) -> Result<(), QueueError> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -139,7 +141,7 @@ pub(crate) async fn enqueue(pool: &PgPool, entries: &[NewEntry]) -> Result<(), Q
     .bind(&columns.rcpt_addresses)
     .bind(&columns.rcpt_notify)
     .bind(&columns.rcpt_orcpt)
-    .fetch_one(pool)
+    .fetch_one(executor)
     .await?;
     if inserted as usize != columns.rcpt_addresses.len() {
         // Cannot happen without a schema change; the statement is atomic either way.

@@ -7,11 +7,17 @@
 //! 1. the small bodies held in memory ([`Body::Inline`]) are concatenated into one blob (keyed
 //!    by the sha256 of the whole, as every blob); a batch of one stores the body alone, exactly
 //!    as without batching;
-//! 2. that blob is reserved and uploaded (the blob protocol of the crate docs; for a pack of
-//!    several bodies, whose content is new, both at once);
-//! 3. every entry of the batch, whether its body was packed or uploaded by the session itself
-//!    ([`Body::Stored`]), is queued by ONE statement;
-//! 4. only then does each waiting session learn that its message is queued (and answer 250).
+//! 2. that blob is uploaded while every entry of the batch, whether its body was packed or
+//!    uploaded by the session itself ([`Body::Stored`]), is queued by ONE statement (which also
+//!    writes the blob's row) in a transaction that commits only once the upload succeeded;
+//! 3. only then does each waiting session learn that its message is queued (and answer 250).
+//!
+//! Inline bodies skip the crate's reserve-before-upload step: that step protects a body whose
+//! identical copy may already be stored and be under collection, and the intake's bodies are
+//! never such copies (each carries the ingress's `Received:` header naming its own queue id, so
+//! a body, and a pack of bodies, is new content under a new key). A crash between the upload and
+//! the commit leaves an object no row names; the collector must also sweep the bucket for
+//! those (objects older than its grace period without a `blobs` row).
 //!
 //! Nothing waits to fill a batch: a flush starts as soon as a message arrives and a flush slot
 //! is free, so a lone message is queued as fast as before, and batches grow only while earlier
@@ -45,7 +51,7 @@ impl Default for IntakeLimits {
         Self {
             max_batch_messages: 128,
             max_pack_bytes: 4 * 1024 * 1024,
-            concurrent_flushes: 2,
+            concurrent_flushes: 1,
         }
     }
 }
@@ -180,28 +186,50 @@ type Waiter = oneshot::Sender<Result<(), IntakeError>>;
 
 impl Flusher {
     async fn flush(&self, batch: Vec<Job>) {
-        let waiters_and_bodies = self.store_bodies(batch).await;
-        let (entries, waiters) = match waiters_and_bodies {
-            Ok(ready) => ready,
-            Err((error, waiters)) => {
-                tracing::error!(%error, messages = waiters.len(), "storing a batch of bodies failed");
-                fail(waiters, &error);
-                return;
-            }
+        let (entries, waiters, upload) = place_bodies(batch);
+        let Some((key, bytes)) = upload else {
+            // Every body was stored by its session already: only the commit is shared.
+            return match self.queue.enqueue_batch(&entries).await {
+                Ok(()) => self.committed(&entries, waiters),
+                Err(error) => self.refused(error, entries, waiters).await,
+            };
         };
-        match self.queue.enqueue_batch(&entries).await {
-            Ok(()) => self.committed(&entries, waiters),
-            Err(error) if error.is_entry_fault() && entries.len() > 1 => {
-                tracing::warn!(%error, "a batch was refused; queueing its entries one by one");
-                for (entry, done) in entries.into_iter().zip(waiters) {
-                    let one = std::slice::from_ref(&entry);
-                    match self.queue.enqueue_batch(one).await {
-                        Ok(()) => self.committed(one, vec![done]),
-                        Err(error) => fail(vec![done], &IntakeError::from(&error)),
-                    }
+        // The statement runs in a transaction while the pack uploads; it commits only once the
+        // upload succeeded, so no committed row ever points at a missing body.
+        let (queued, stored) = tokio::join!(
+            self.queue.enqueue_batch_uncommitted(&entries),
+            self.blobs.put(&key, bytes)
+        );
+        match (queued, stored) {
+            (Ok(transaction), Ok(())) => match transaction.commit().await {
+                Ok(()) => self.committed(&entries, waiters),
+                Err(error) => fail(waiters, &IntakeError::from(&QueueError::from(error))),
+            },
+            (queued, Err(error)) => {
+                if let Ok(transaction) = queued {
+                    let _ = transaction.rollback().await;
                 }
+                tracing::error!(%error, messages = waiters.len(), "uploading a batch's bodies failed");
+                fail(waiters, &IntakeError::from(&error));
             }
-            Err(error) => fail(waiters, &IntakeError::from(&error)),
+            // The pack is stored; the statement failed.
+            (Err(error), Ok(())) => self.refused(error, entries, waiters).await,
+        }
+    }
+
+    /// A batch whose statement failed: if one entry broke a schema rule, the others are queued
+    /// one by one (their bodies are stored) so that they are not refused for it.
+    async fn refused(&self, error: QueueError, entries: Vec<NewEntry>, waiters: Vec<Waiter>) {
+        if !(error.is_entry_fault() && entries.len() > 1) {
+            return fail(waiters, &IntakeError::from(&error));
+        }
+        tracing::warn!(%error, "a batch was refused; queueing its entries one by one");
+        for (entry, done) in entries.into_iter().zip(waiters) {
+            let one = std::slice::from_ref(&entry);
+            match self.queue.enqueue_batch(one).await {
+                Ok(()) => self.committed(one, vec![done]),
+                Err(error) => fail(vec![done], &IntakeError::from(&error)),
+            }
         }
     }
 
@@ -213,76 +241,41 @@ impl Flusher {
         let ids: Vec<Uuid> = entries.iter().map(|e| e.envelope.id).collect();
         (self.on_committed)(&ids);
     }
+}
 
-    /// Packs, reserves and uploads the inline bodies; returns every entry with the location of
-    /// its body, and the waiting sessions in the same order.
-    async fn store_bodies(
-        &self,
-        batch: Vec<Job>,
-    ) -> Result<(Vec<NewEntry>, Vec<Waiter>), (IntakeError, Vec<Waiter>)> {
-        let mut pending = Vec::with_capacity(batch.len());
-        let mut waiters = Vec::with_capacity(batch.len());
-        let mut pack = Pack::default();
-        for job in batch {
-            let place = match job.body {
-                Body::Stored(location) => Place::Stored(location),
-                Body::Inline { bytes, sha256 } => Place::Packed(pack.add(bytes, sha256)),
-            };
-            pending.push((job.envelope, place));
-            waiters.push(job.done);
-        }
-        let packed = match pack.finish() {
-            None => None,
-            Some((key, bytes, shared)) => {
-                let blob_size = bytes.len() as u64;
-                let reserve = self.queue.reserve_blob(&key, blob_size);
-                let stored = if shared {
-                    // A pack's content (and so its key) is new: no row or object of that name
-                    // can exist for the collector to be deleting, so the row need not be in
-                    // place before the upload; writing both at once saves a round trip. A crash
-                    // between them leaves at worst an unreferenced object.
-                    match tokio::join!(reserve, self.blobs.put(&key, bytes)) {
-                        (Err(error), _) => Err(IntakeError::from(&error)),
-                        (_, Err(error)) => Err(IntakeError::from(&error)),
-                        (Ok(()), Ok(())) => Ok(()),
-                    }
-                } else {
-                    // A lone body is keyed by its own digest and may already be stored (and be
-                    // under collection): reserve first, as the crate's blob protocol says.
-                    match reserve.await {
-                        Err(error) => Err(IntakeError::from(&error)),
-                        Ok(()) => self
-                            .blobs
-                            .put(&key, bytes)
-                            .await
-                            .map_err(|error| IntakeError::from(&error)),
-                    }
-                };
-                if let Err(error) = stored {
-                    return Err((error, waiters));
-                }
-                Some((key, blob_size))
-            }
+/// Packs the inline bodies (no I/O): every entry with the location its body will have, the
+/// waiting sessions in the same order, and the blob to upload, if any.
+fn place_bodies(batch: Vec<Job>) -> (Vec<NewEntry>, Vec<Waiter>, Option<(BlobKey, Bytes)>) {
+    let mut pending = Vec::with_capacity(batch.len());
+    let mut waiters = Vec::with_capacity(batch.len());
+    let mut pack = Pack::default();
+    for job in batch {
+        let place = match job.body {
+            Body::Stored(location) => Place::Stored(location),
+            Body::Inline { bytes, sha256 } => Place::Packed(pack.add(bytes, sha256)),
         };
-        let mut entries = Vec::with_capacity(pending.len());
-        for (envelope, place) in pending {
-            let body = match (place, &packed) {
+        pending.push((job.envelope, place));
+        waiters.push(job.done);
+    }
+    let upload = pack.finish();
+    let entries = pending
+        .into_iter()
+        .filter_map(|(envelope, place)| {
+            let body = match (place, &upload) {
                 (Place::Stored(location), _) => location,
-                (Place::Packed((offset, size)), Some((key, blob_size))) => BodyLocation {
+                (Place::Packed((offset, size)), Some((key, bytes))) => BodyLocation {
                     blob_key: key.clone(),
-                    blob_size: *blob_size,
+                    blob_size: bytes.len() as u64,
                     offset,
                     size,
                 },
-                (Place::Packed(_), None) => {
-                    let error = IntakeError::Blob("an inline body was not packed".into());
-                    return Err((error, waiters));
-                }
+                // A packed body implies a pack.
+                (Place::Packed(_), None) => return None,
             };
-            entries.push(NewEntry { envelope, body });
-        }
-        Ok((entries, waiters))
-    }
+            Some(NewEntry { envelope, body })
+        })
+        .collect();
+    (entries, waiters, upload)
 }
 
 fn fail(waiters: Vec<Waiter>, error: &IntakeError) {
@@ -314,14 +307,13 @@ impl Pack {
         (offset, size)
     }
 
-    /// The pack's key and bytes, and whether it holds several bodies; a pack of one is that
-    /// body alone, under its own digest.
-    fn finish(&mut self) -> Option<(BlobKey, Bytes, bool)> {
+    /// The pack's key and bytes; a pack of one is that body alone, under its own digest.
+    fn finish(&mut self) -> Option<(BlobKey, Bytes)> {
         match self.parts.len() {
             0 => None,
             1 => {
                 let (bytes, sha256) = self.parts.pop()?;
-                Some((BlobKey::from_sha256(&sha256), bytes, false))
+                Some((BlobKey::from_sha256(&sha256), bytes))
             }
             _ => {
                 let mut joined = BytesMut::with_capacity(self.len as usize);
@@ -331,7 +323,7 @@ impl Pack {
                     joined.extend_from_slice(&bytes);
                 }
                 let key = BlobKey::from_sha256(&hasher.finalize().into());
-                Some((key, joined.freeze(), true))
+                Some((key, joined.freeze()))
             }
         }
     }

@@ -146,6 +146,17 @@ impl Queue {
     pub async fn enqueue_batch(&self, entries: &[NewEntry]) -> Result<(), QueueError> {
         batch::enqueue(&self.pool, entries).await
     }
+
+    /// Like [`Queue::enqueue_batch`], inside a transaction left open for the caller to commit
+    /// (or roll back) once the bodies' upload, running meanwhile, has finished.
+    pub async fn enqueue_batch_uncommitted(
+        &self,
+        entries: &[NewEntry],
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, QueueError> {
+        let mut transaction = self.pool.begin().await?;
+        batch::enqueue(&mut *transaction, entries).await?;
+        Ok(transaction)
+    }
 }
 
 fn size(bytes: u64) -> Result<i64, QueueError> {
