@@ -33,7 +33,14 @@ pub struct RawClient {
 impl RawClient {
     /// Connects and reads the banner.
     pub fn connect(port: u16) -> (Self, Reply) {
-        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        Self::connect_to(std::net::SocketAddr::from(([127, 0, 0, 1], port)), b"")
+    }
+
+    /// Connects to `address`, sends `preamble` (e.g. a PROXY protocol header) and reads the
+    /// banner.
+    pub fn connect_to(address: std::net::SocketAddr, preamble: &[u8]) -> (Self, Reply) {
+        let mut stream = TcpStream::connect(address).expect("connect");
+        std::io::Write::write_all(&mut stream, preamble).expect("send the preamble");
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");

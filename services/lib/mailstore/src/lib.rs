@@ -1,5 +1,6 @@
-//! Message storage for mailcluster: messages and mailboxes over PostgreSQL plus the
-//! [`BlobStore`](blob::BlobStore) seam for message bodies (S3-compatible store or local folder).
+//! Message storage for mailcluster: messages and mailboxes over PostgreSQL ([`Mailstore`]: local
+//! delivery, exactly once) plus the [`BlobStore`](blob::BlobStore) seam for message bodies
+//! (S3-compatible store or local folder).
 //!
 //! Bodies are immutable and content-addressed (`blobs/<sha256>`); PostgreSQL holds the index that
 //! references them. This crate trusts its configuration (endpoints, credentials, folders) and
@@ -9,7 +10,9 @@
 #![forbid(unsafe_code)]
 
 pub mod blob;
+pub mod deliver;
 
 pub use blob::{
     BlobError, BlobErrorKind, BlobKey, BlobStore, FsBlobStore, S3BlobConfig, S3BlobStore,
 };
+pub use deliver::{DeliverError, Delivery, INBOX, Mailstore, Placed};

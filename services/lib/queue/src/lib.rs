@@ -1,22 +1,29 @@
 //! The durable delivery queue in PostgreSQL.
 //!
-//! Ingress side ([`Queue::enqueue`]): one message and its envelope recipients become one
-//! `messages` row, one `queue_entries` row and one `queue_recipients` row per recipient, written
-//! by a single statement, i.e. one atomic transaction: either the whole envelope is queued or
-//! nothing is. The caller answers `250` only after this returns `Ok`.
+//! Ingress side ([`Queue::enqueue_batch`], usually through the group-commit [`intake`]): each
+//! message and its envelope recipients become one `messages` row, one `queue_entries` row and one
+//! `queue_recipients` row per recipient, and a whole batch of messages is written by a single
+//! statement, i.e. one atomic transaction: either every envelope is queued or none is. The caller
+//! answers `250` only after that commit.
 //!
-//! Blob protocol (shared with the collector in the delivery worker): before uploading a body the
-//! writer calls [`Queue::reserve_blob`], which inserts or refreshes the `blobs` row; the enqueue
-//! statement refreshes it again. The collector deletes an object only while holding that row's
-//! lock (`SELECT … FOR UPDATE`, delete the object, delete the row, commit), so a writer's
-//! reservation either waits for the collector and re-creates the row, or makes the collector skip
-//! the blob: an accepted body is never collected.
+//! Blob protocol (shared with the collector in the delivery worker): before uploading a body
+//! that may already be stored (same content, same key) the writer calls [`Queue::reserve_blob`],
+//! which inserts or refreshes the `blobs` row; the enqueue statement refreshes it again. The
+//! collector deletes an object only while holding that row's lock (`SELECT … FOR UPDATE`, delete
+//! the object, delete the row, commit), so a writer's reservation either waits for the collector
+//! and re-creates the row, or makes the collector skip the blob: an accepted body is never
+//! collected. Bodies that are new content (see [`intake`]) are uploaded while the statement that
+//! writes their row runs; the collector must therefore also sweep the bucket for objects without
+//! a row older than its grace period (what a crash between upload and commit leaves).
 //!
-//! Worker side (leases, epoch fencing, retries) is added by the delivery worker.
+//! Worker side ([`lease`]): recipients are claimed with an attempt epoch (the fencing token) and
+//! every state change is conditional on it.
 #![forbid(unsafe_code)]
 
 mod batch;
+pub mod collector;
 pub mod intake;
+pub mod lease;
 
 use mc_mailstore::blob::BlobKey;
 use sqlx::PgPool;

@@ -1,0 +1,152 @@
+//! Local delivery into a mailbox: one transaction that allocates the next UID, bumps the
+//! mailbox's MODSEQ, inserts the mailbox row and charges the account's quota usage, keyed by a
+//! delivery key (the queue recipient row), so that a retried delivery finds its earlier copy
+//! instead of making a second one (exactly-once local delivery, RELIABILITY.md R5).
+//!
+//! Concurrent deliveries into one mailbox serialise on the mailbox row (`FOR UPDATE`), which is
+//! what keeps UIDs strictly ascending without gaps from rolled-back attempts (a UID is taken only
+//! in the transaction that commits it). The idempotency check runs after that lock, in a fresh
+//! statement, so it sees a copy committed by a delivery it waited for.
+
+use sqlx::PgPool;
+
+/// The canonical name of every account's first mailbox (IMAP: case-insensitive, stored so).
+pub const INBOX: &str = "INBOX";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("account {0} does not exist")]
+    NoSuchAccount(i64),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// What to put where.
+#[derive(Debug, Clone)]
+pub struct Delivery<'a> {
+    pub account_id: i64,
+    /// A mailbox of the account; created (subscribed) when missing.
+    pub mailbox: &'a str,
+    /// The stored message (`messages.id`).
+    pub message_id: i64,
+    pub size_bytes: i64,
+    /// Unique per (mailbox, delivery): the queue recipient id, plus a suffix when one recipient
+    /// fans out to several mailboxes.
+    pub delivery_key: &'a str,
+    pub flags: &'a [&'a str],
+}
+
+/// Where the message is now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub mailbox_id: i64,
+    pub uid: i64,
+    pub modseq: i64,
+    /// False when this delivery key had already been delivered (a retry): nothing was written.
+    pub new: bool,
+}
+
+/// The message store's index in PostgreSQL. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Mailstore {
+    pool: PgPool,
+}
+
+impl Mailstore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Delivers once: see the module documentation.
+    pub async fn deliver(&self, delivery: &Delivery<'_>) -> Result<Placed, DeliverError> {
+        let mailbox_id = self
+            .ensure_mailbox(delivery.account_id, delivery.mailbox)
+            .await?;
+        let mut transaction = self.pool.begin().await?;
+        sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
+            .bind(mailbox_id)
+            .execute(&mut *transaction)
+            .await?;
+        let earlier: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT uid, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND delivery_key = $2",
+        )
+        .bind(mailbox_id)
+        .bind(delivery.delivery_key)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if let Some((uid, modseq)) = earlier {
+            transaction.commit().await?;
+            return Ok(Placed {
+                mailbox_id,
+                uid,
+                modseq,
+                new: false,
+            });
+        }
+        let (uid, modseq): (i64, i64) = sqlx::query_as(
+            "WITH next AS (
+                 UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                  WHERE id = $1
+                 RETURNING uid_next - 1 AS uid, highest_modseq AS modseq
+             ), placed AS (
+                 INSERT INTO mailbox_messages
+                     (mailbox_id, uid, message_id, flags, modseq, size_bytes, delivery_key)
+                 SELECT $1, uid, $2, $3, modseq, $4, $5 FROM next
+                 RETURNING uid, modseq
+             ), charged AS (
+                 UPDATE accounts SET used_bytes = used_bytes + $4 WHERE id = $6
+             )
+             SELECT uid, modseq FROM placed",
+        )
+        .bind(mailbox_id)
+        .bind(delivery.message_id)
+        .bind(delivery.flags)
+        .bind(delivery.size_bytes)
+        .bind(delivery.delivery_key)
+        .bind(delivery.account_id)
+        .fetch_one(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        Ok(Placed {
+            mailbox_id,
+            uid,
+            modseq,
+            new: true,
+        })
+    }
+
+    /// The id of the account's mailbox `name`, created when missing.
+    async fn ensure_mailbox(&self, account_id: i64, name: &str) -> Result<i64, DeliverError> {
+        // A second look, in a new statement, sees a mailbox another delivery created after the
+        // first statement's snapshot (its INSERT then did nothing and its SELECT saw nothing).
+        for _ in 0..2 {
+            if let Some(id) = self.create_or_find_mailbox(account_id, name).await? {
+                return Ok(id);
+            }
+        }
+        Err(DeliverError::NoSuchAccount(account_id))
+    }
+
+    async fn create_or_find_mailbox(
+        &self,
+        account_id: i64,
+        name: &str,
+    ) -> Result<Option<i64>, DeliverError> {
+        Ok(sqlx::query_scalar(
+            "WITH created AS (
+                 INSERT INTO mailboxes (account_id, name)
+                 SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1)
+                 ON CONFLICT (account_id, name) DO NOTHING
+                 RETURNING id
+             )
+             SELECT id FROM created
+             UNION ALL
+             SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2
+             LIMIT 1",
+        )
+        .bind(account_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}

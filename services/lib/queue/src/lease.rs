@@ -1,0 +1,199 @@
+//! The worker side of the queue: claiming due recipients, and changing their state only while
+//! the claim still holds (RELIABILITY.md section 1.2).
+//!
+//! PostgreSQL is the authority. A claim takes due recipients (`state = 'queued'` and
+//! `next_attempt_at <= now()`) with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the
+//! same row, bumps each row's `epoch` (the fencing token) and moves its `next_attempt_at` to the
+//! end of the lease: while a worker works, nobody else sees the row as due; if the worker dies,
+//! the row becomes due again when the lease runs out. Every later write names the epoch it was
+//! claimed with; a worker whose lease expired and whose row was claimed again writes nothing
+//! (zero rows), and learns so ([`Fenced`]) before it sends a bounce or anything else.
+//!
+//! All times are the database server's (`now()`), never a worker's clock. A lease held in Redis
+//! (fast path, per-destination limits) can only add to this, never replace it.
+
+use crate::{Queue, QueueError, size};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The right to change one recipient row: its id and the epoch it was claimed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub recipient_id: i64,
+    pub epoch: i64,
+}
+
+/// A claimed recipient with what delivering it needs.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Claimed {
+    pub recipient_id: i64,
+    pub epoch: i64,
+    pub queue_id: Uuid,
+    pub address: String,
+    /// Attempts so far, this one included.
+    pub attempts: i32,
+    pub dsn_notify: Option<String>,
+    pub dsn_orcpt: Option<String>,
+    /// Empty for the null reverse-path `<>`.
+    pub sender: String,
+    pub dsn_ret: Option<String>,
+    pub dsn_envid: Option<String>,
+    pub message_id: i64,
+    pub blob_key: String,
+    pub blob_offset: i64,
+    pub size_bytes: i64,
+    /// True once the entry's lifetime is over: a failure now is final.
+    pub expired: bool,
+}
+
+impl Claimed {
+    pub fn lease(&self) -> Lease {
+        Lease {
+            recipient_id: self.recipient_id,
+            epoch: self.epoch,
+        }
+    }
+}
+
+/// The row was claimed again (or finished) by someone else: this worker must not act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("recipient {recipient_id} was claimed again after epoch {epoch}")]
+pub struct Fenced {
+    pub recipient_id: i64,
+    pub epoch: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl From<sqlx::Error> for LeaseError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Queue(QueueError::Database(error))
+    }
+}
+
+fn seconds(duration: Duration) -> f64 {
+    duration.as_secs_f64()
+}
+
+/// Zero rows changed means the row no longer carries this lease's epoch (or is finished).
+fn fenced(lease: Lease, changed: u64) -> Result<(), LeaseError> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(LeaseError::Fenced(Fenced {
+            recipient_id: lease.recipient_id,
+            epoch: lease.epoch,
+        }))
+    }
+}
+
+impl Queue {
+    /// Claims up to `limit` due recipients for `lease_time`, oldest due first.
+    pub async fn claim_due(
+        &self,
+        limit: usize,
+        lease_time: Duration,
+    ) -> Result<Vec<Claimed>, QueueError> {
+        let limit = size(limit as u64)?;
+        Ok(sqlx::query_as(
+            "WITH due AS (
+                 SELECT id FROM queue_recipients
+                  WHERE state = 'queued' AND next_attempt_at <= now()
+                  ORDER BY next_attempt_at
+                  LIMIT $1
+                  FOR UPDATE SKIP LOCKED
+             ), claimed AS (
+                 UPDATE queue_recipients r
+                    SET epoch = r.epoch + 1,
+                        attempts = r.attempts + 1,
+                        next_attempt_at = now() + make_interval(secs => $2),
+                        last_attempt_at = now(),
+                        updated_at = now()
+                   FROM due WHERE r.id = due.id
+                 RETURNING r.id, r.epoch, r.queue_id, r.address, r.attempts, r.dsn_notify, r.dsn_orcpt
+             )
+             SELECT c.id AS recipient_id, c.epoch, c.queue_id, c.address, c.attempts, c.dsn_notify,
+                    c.dsn_orcpt, e.sender, e.dsn_ret, e.dsn_envid, m.id AS message_id, m.blob_key,
+                    m.blob_offset, m.size_bytes, e.expires_at <= now() AS expired
+               FROM claimed c
+               JOIN queue_entries e ON e.id = c.queue_id
+               JOIN messages m ON m.id = e.message_id
+              ORDER BY c.id",
+        )
+        .bind(limit)
+        .bind(seconds(lease_time))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Extends a lease that is still held (long deliveries renew before it runs out).
+    pub async fn renew(&self, lease: Lease, lease_time: Duration) -> Result<(), LeaseError> {
+        let done = sqlx::query(
+            "UPDATE queue_recipients
+                SET next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
+              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+        )
+        .bind(lease.recipient_id)
+        .bind(lease.epoch)
+        .bind(seconds(lease_time))
+        .execute(&self.pool)
+        .await?;
+        fenced(lease, done.rows_affected())
+    }
+
+    /// The recipient was delivered.
+    pub async fn delivered(&self, lease: Lease) -> Result<(), LeaseError> {
+        let done = sqlx::query(
+            "UPDATE queue_recipients SET state = 'delivered', last_error = NULL, updated_at = now()
+              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+        )
+        .bind(lease.recipient_id)
+        .bind(lease.epoch)
+        .execute(&self.pool)
+        .await?;
+        fenced(lease, done.rows_affected())
+    }
+
+    /// A temporary failure: try again after `retry_in`.
+    pub async fn defer(
+        &self,
+        lease: Lease,
+        error: &str,
+        retry_in: Duration,
+    ) -> Result<(), LeaseError> {
+        let done = sqlx::query(
+            "UPDATE queue_recipients
+                SET next_attempt_at = now() + make_interval(secs => $4), last_error = $3,
+                    updated_at = now()
+              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+        )
+        .bind(lease.recipient_id)
+        .bind(lease.epoch)
+        .bind(error)
+        .bind(seconds(retry_in))
+        .execute(&self.pool)
+        .await?;
+        fenced(lease, done.rows_affected())
+    }
+
+    /// A permanent failure. The caller sends the DSN only after this succeeded, so a fenced worker
+    /// never bounces.
+    pub async fn failed(&self, lease: Lease, error: &str) -> Result<(), LeaseError> {
+        let done = sqlx::query(
+            "UPDATE queue_recipients SET state = 'failed', last_error = $3, updated_at = now()
+              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+        )
+        .bind(lease.recipient_id)
+        .bind(lease.epoch)
+        .bind(error)
+        .execute(&self.pool)
+        .await?;
+        fenced(lease, done.rows_affected())
+    }
+}
