@@ -3,6 +3,7 @@
 //! own database, ports and key prefixes.
 #![forbid(unsafe_code)]
 
+pub mod delivery;
 pub mod smtp;
 
 pub use smtp::IngressProcess;

@@ -1,7 +1,8 @@
 //! Local delivery into a mailbox: one transaction that allocates the next UID, bumps the
 //! mailbox's MODSEQ, inserts the mailbox row and charges the account's quota usage, keyed by a
-//! delivery key (the queue recipient row), so that a retried delivery finds its earlier copy
-//! instead of making a second one (exactly-once local delivery, RELIABILITY.md R5).
+//! delivery key (the delivery worker uses the queue entry's id), so that a retried delivery finds
+//! its earlier copy instead of making a second one (exactly-once local delivery, RELIABILITY.md
+//! R5).
 //!
 //! Concurrent deliveries into one mailbox serialise on the mailbox row (`FOR UPDATE`), which is
 //! what keeps UIDs strictly ascending without gaps from rolled-back attempts (a UID is taken only
@@ -16,7 +17,7 @@ pub const INBOX: &str = "INBOX";
 #[derive(Debug, thiserror::Error)]
 pub enum DeliverError {
     #[error("account {0} does not exist")]
-    NoSuchAccount(i64),
+    NoSuchAccount(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -24,14 +25,15 @@ pub enum DeliverError {
 /// What to put where.
 #[derive(Debug, Clone)]
 pub struct Delivery<'a> {
-    pub account_id: i64,
+    /// The account's address in lookup form (as recipient resolution returns it).
+    pub account: &'a str,
     /// A mailbox of the account; created (subscribed) when missing.
     pub mailbox: &'a str,
     /// The stored message (`messages.id`).
     pub message_id: i64,
     pub size_bytes: i64,
-    /// Unique per (mailbox, delivery): the queue recipient id, plus a suffix when one recipient
-    /// fans out to several mailboxes.
+    /// Unique per (mailbox, delivery): the delivery worker uses the queue entry's id, so one
+    /// message reaches one mailbox once however many of its recipients lead there.
     pub delivery_key: &'a str,
     pub flags: &'a [&'a str],
 }
@@ -59,8 +61,8 @@ impl Mailstore {
 
     /// Delivers once: see the module documentation.
     pub async fn deliver(&self, delivery: &Delivery<'_>) -> Result<Placed, DeliverError> {
-        let mailbox_id = self
-            .ensure_mailbox(delivery.account_id, delivery.mailbox)
+        let (mailbox_id, account_id) = self
+            .ensure_mailbox(delivery.account, delivery.mailbox)
             .await?;
         let mut transaction = self.pool.begin().await?;
         sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
@@ -103,7 +105,7 @@ impl Mailstore {
         .bind(delivery.flags)
         .bind(delivery.size_bytes)
         .bind(delivery.delivery_key)
-        .bind(delivery.account_id)
+        .bind(account_id)
         .fetch_one(&mut *transaction)
         .await?;
         transaction.commit().await?;
@@ -115,36 +117,37 @@ impl Mailstore {
         })
     }
 
-    /// The id of the account's mailbox `name`, created when missing.
-    async fn ensure_mailbox(&self, account_id: i64, name: &str) -> Result<i64, DeliverError> {
+    /// The ids of the account's mailbox `name` (created when missing) and of the account.
+    async fn ensure_mailbox(&self, account: &str, name: &str) -> Result<(i64, i64), DeliverError> {
         // A second look, in a new statement, sees a mailbox another delivery created after the
         // first statement's snapshot (its INSERT then did nothing and its SELECT saw nothing).
         for _ in 0..2 {
-            if let Some(id) = self.create_or_find_mailbox(account_id, name).await? {
-                return Ok(id);
+            if let Some(ids) = self.create_or_find_mailbox(account, name).await? {
+                return Ok(ids);
             }
         }
-        Err(DeliverError::NoSuchAccount(account_id))
+        Err(DeliverError::NoSuchAccount(account.to_string()))
     }
 
     async fn create_or_find_mailbox(
         &self,
-        account_id: i64,
+        account: &str,
         name: &str,
-    ) -> Result<Option<i64>, DeliverError> {
-        Ok(sqlx::query_scalar(
+    ) -> Result<Option<(i64, i64)>, DeliverError> {
+        Ok(sqlx::query_as(
             "WITH created AS (
                  INSERT INTO mailboxes (account_id, name)
-                 SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM accounts WHERE id = $1)
+                 SELECT id, $2 FROM accounts WHERE address = $1
                  ON CONFLICT (account_id, name) DO NOTHING
-                 RETURNING id
+                 RETURNING id, account_id
              )
-             SELECT id FROM created
+             SELECT id, account_id FROM created
              UNION ALL
-             SELECT id FROM mailboxes WHERE account_id = $1 AND name = $2
+             SELECT m.id, m.account_id FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+              WHERE a.address = $1 AND m.name = $2
              LIMIT 1",
         )
-        .bind(account_id)
+        .bind(account)
         .bind(name)
         .fetch_optional(&self.pool)
         .await?)

@@ -26,9 +26,9 @@ async fn account_and_message(db: &TestDatabase) -> (i64, i64) {
     (account, message)
 }
 
-fn delivery<'a>(account_id: i64, message_id: i64, key: &'a str) -> Delivery<'a> {
+fn delivery(message_id: i64, key: &str) -> Delivery<'_> {
     Delivery {
-        account_id,
+        account: "alice@example.test",
         mailbox: INBOX,
         message_id,
         size_bytes: 100,
@@ -50,14 +50,8 @@ async fn first_delivery_creates_the_inbox_and_uids_ascend() {
     let db = TestDatabase::migrated().await;
     let (account, message) = account_and_message(&db).await;
     let store = Mailstore::new(db.pool.clone());
-    let first = store
-        .deliver(&delivery(account, message, "r1"))
-        .await
-        .unwrap();
-    let second = store
-        .deliver(&delivery(account, message, "r2"))
-        .await
-        .unwrap();
+    let first = store.deliver(&delivery(message, "r1")).await.unwrap();
+    let second = store.deliver(&delivery(message, "r2")).await.unwrap();
     assert_eq!((first.uid, first.modseq, first.new), (1, 2, true));
     assert_eq!((second.uid, second.modseq), (2, 3));
     assert_eq!(first.mailbox_id, second.mailbox_id);
@@ -76,14 +70,8 @@ async fn a_retried_delivery_finds_its_copy_and_writes_nothing() {
     let db = TestDatabase::migrated().await;
     let (account, message) = account_and_message(&db).await;
     let store = Mailstore::new(db.pool.clone());
-    let first = store
-        .deliver(&delivery(account, message, "r1"))
-        .await
-        .unwrap();
-    let again = store
-        .deliver(&delivery(account, message, "r1"))
-        .await
-        .unwrap();
+    let first = store.deliver(&delivery(message, "r1")).await.unwrap();
+    let again = store.deliver(&delivery(message, "r1")).await.unwrap();
     assert_eq!(
         again,
         Placed {
@@ -110,7 +98,7 @@ async fn concurrent_deliveries_get_distinct_gapless_uids_and_one_copy_per_key() 
             let store = store.clone();
             tokio::spawn(async move {
                 let key = format!("r{}", i % 10);
-                store.deliver(&delivery(account, message, &key)).await
+                store.deliver(&delivery(message, &key)).await
             })
         })
         .collect();
@@ -136,9 +124,13 @@ async fn delivery_to_a_missing_account_is_refused() {
     let db = TestDatabase::migrated().await;
     let (_, message) = account_and_message(&db).await;
     let store = Mailstore::new(db.pool.clone());
-    let outcome = store.deliver(&delivery(999_999, message, "r1")).await;
+    let missing = Delivery {
+        account: "nobody@example.test",
+        ..delivery(message, "r1")
+    };
+    let outcome = store.deliver(&missing).await;
     assert!(
-        matches!(outcome, Err(DeliverError::NoSuchAccount(999_999))),
+        matches!(&outcome, Err(DeliverError::NoSuchAccount(a)) if a == "nobody@example.test"),
         "{outcome:?}"
     );
 }

@@ -1,0 +1,145 @@
+//! delivery-worker: takes due recipients from the queue and delivers them.
+//!
+//! Claims are leases fenced by an epoch in PostgreSQL (`mc_queue::lease`): any number of workers
+//! may run, a dead worker's recipients come back when its lease runs out, and a worker that lost
+//! its lease changes nothing. Local recipients (aliases, lists, domain aliases and catch-all
+//! resolved again at delivery time) are put into their accounts' INBOX exactly once
+//! (`mc_mailstore::Mailstore::deliver`, keyed by the recipient row).
+//!
+//! Not built yet: remote delivery (MX, routes, relayer, DKIM), bounces (DSN), forwarding,
+//! auto-reply and quota checks. A recipient that needs any of them is deferred with a message
+//! saying so, never dropped: it stays queued and is delivered once that part exists.
+//!
+//! It trusts its configuration and the stores; it must never mark a recipient delivered before
+//! every local copy is committed, and never act on a recipient whose lease it lost.
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod deliver;
+mod metrics;
+
+use crate::config::WorkerConfig;
+use mc_directory::Directory;
+use mc_mailstore::Mailstore;
+use mc_queue::Queue;
+use mc_runtime::ops::Readiness;
+use mc_runtime::stores::RedisStore;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// What every delivery shares.
+pub struct Ctx {
+    pub config: config::DeliverySection,
+    pub queue: Queue,
+    pub directory: Directory,
+    pub mailstore: Mailstore,
+    pub redis: Option<RedisStore>,
+    pub metrics: metrics::Metrics,
+}
+
+pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let pool = mc_runtime::stores::pg_connect(&config.database, &shutdown).await?;
+    mc_schema::check_current(&pool).await?;
+    let redis = match config.redis.url {
+        None => None,
+        Some(_) => match RedisStore::connect(&config.redis).await {
+            Ok(redis) => Some(redis),
+            Err(error) => {
+                tracing::warn!(%error, "Redis unavailable; polling the queue");
+                None
+            }
+        },
+    };
+    let mut registry = mc_runtime::metrics::registry("delivery-worker");
+    let metrics = metrics::Metrics::register(&mut registry);
+    let readiness = Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
+    let ops_listener = TcpListener::bind(config.ops.listen).await?;
+    let ops = tokio::spawn(mc_runtime::ops::serve(
+        ops_listener,
+        Arc::new(registry),
+        readiness,
+        shutdown.clone(),
+    ));
+    let ctx = Arc::new(Ctx {
+        config: config.delivery.clone(),
+        queue: Queue::new(pool.clone()),
+        directory: Directory::new(pool.clone()),
+        mailstore: Mailstore::new(pool.clone()),
+        redis: redis.clone(),
+        metrics,
+    });
+    let wake = Arc::new(Notify::new());
+    let hints =
+        redis.map(|redis| tokio::spawn(follow_hints(redis, wake.clone(), shutdown.clone())));
+    tracing::info!(ops = %config.ops.listen, "delivery worker running");
+    work(ctx, wake, shutdown.clone()).await;
+    if let Some(hints) = hints {
+        hints.abort();
+    }
+    ops.await??;
+    pool.close().await;
+    Ok(())
+}
+
+/// Claims and delivers until shutdown. A full claim is followed by another at once; an empty
+/// one waits for a hint or the poll interval.
+async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    use futures::StreamExt;
+    let lease = Duration::from_secs(ctx.config.lease_secs);
+    let poll = Duration::from_millis(ctx.config.poll_interval_ms);
+    while !shutdown.is_cancelled() {
+        let claimed = match ctx.queue.claim_due(ctx.config.claim_batch, lease).await {
+            Ok(claimed) => claimed,
+            Err(error) => {
+                tracing::warn!(%error, "claiming due recipients failed");
+                Vec::new()
+            }
+        };
+        if claimed.is_empty() {
+            tokio::select! {
+                () = wake.notified() => {}
+                () = tokio::time::sleep(poll) => {}
+                () = shutdown.cancelled() => {}
+            }
+            continue;
+        }
+        ctx.metrics.claimed.inc_by(claimed.len() as u64);
+        // Work in hand is finished even during shutdown: every copy is idempotent, and the
+        // leases would only make the recipients wait for their expiry.
+        futures::stream::iter(claimed)
+            .for_each_concurrent(ctx.config.concurrency, |recipient| {
+                let ctx = ctx.clone();
+                async move { deliver::one(&ctx, recipient).await }
+            })
+            .await;
+    }
+}
+
+/// Wakes the worker when the ingress announces new entries (`<prefix>queue:due`).
+async fn follow_hints(redis: RedisStore, wake: Arc<Notify>, shutdown: CancellationToken) {
+    use futures::StreamExt;
+    loop {
+        match redis.subscribe("queue:due").await {
+            Ok(mut pubsub) => {
+                let mut hints = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        hint = hints.next() => match hint {
+                            Some(_) => wake.notify_one(),
+                            None => break,
+                        },
+                        () = shutdown.cancelled() => return,
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot follow queue hints; polling"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Metrics of the delivery worker, all `mailcluster_delivery_…`; labels are fixed vocabularies.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    pub claimed: Counter,
+    pub recipients: Family<OutcomeLabels, Counter>,
+    pub local_copies: Counter,
+}
+
+impl Metrics {
+    pub fn register(root: &mut Registry) -> Self {
+        let registry = mc_runtime::metrics::service(root, "delivery");
+        let metrics = Self {
+            claimed: Counter::default(),
+            recipients: Family::default(),
+            local_copies: Counter::default(),
+        };
+        registry.register(
+            "claimed",
+            "Recipients claimed from the queue",
+            metrics.claimed.clone(),
+        );
+        registry.register(
+            "recipients",
+            "Recipient attempts by outcome (delivered, deferred, fenced, unrecorded)",
+            metrics.recipients.clone(),
+        );
+        registry.register(
+            "local_copies",
+            "Messages placed into local mailboxes",
+            metrics.local_copies.clone(),
+        );
+        metrics
+    }
+
+    pub fn outcome(&self, outcome: &'static str) {
+        self.recipients
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+}

@@ -1,0 +1,100 @@
+//! Delivery end-to-end harness: the `mailcluster-delivery-worker` process on a fresh ops port,
+//! and what the mailbox tables hold.
+
+use crate::{TestDatabase, bin, free_port, http_status, uuid_like};
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub struct WorkerProcess {
+    pub child: Child,
+    pub ops_url: String,
+    log: PathBuf,
+}
+
+impl WorkerProcess {
+    /// Starts a worker against `db` (polling every 100 ms) and waits until `/readyz` answers 200.
+    /// `extra_env` overrides anything (e.g. the Redis key prefix shared with an ingress).
+    pub fn start(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
+        let ops = free_port();
+        let log = std::env::temp_dir().join(format!("mc-delivery-worker-{}.log", uuid_like()));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin("mailcluster-delivery-worker"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MAILCLUSTER_DATABASE__URL", &db.url)
+            .env("MAILCLUSTER_REDIS__URL", mc_testkit::redis_url())
+            .env(
+                "MAILCLUSTER_REDIS__KEY_PREFIX",
+                mc_testkit::unique_prefix("delivery"),
+            )
+            .env("MAILCLUSTER_OPS__LISTEN", format!("127.0.0.1:{ops}"))
+            .env("MAILCLUSTER_LOG__FORMAT", "text")
+            .env("MAILCLUSTER_DELIVERY__POLL_INTERVAL_MS", "100")
+            .envs(extra_env.iter().copied())
+            .stdout(file.try_clone().expect("log file"))
+            .stderr(file)
+            .spawn()
+            .expect("start mailcluster-delivery-worker");
+        let worker = Self {
+            child,
+            ops_url: format!("http://127.0.0.1:{ops}"),
+            log,
+        };
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if http_status(&format!("{}/readyz", worker.ops_url)) == Some(200) {
+                return worker;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "mailcluster-delivery-worker did not become ready; its log:\n{}",
+            worker.log_text()
+        );
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The queue ids of the messages in `account`'s INBOX, in UID order, with their UIDs.
+pub async fn inbox(db: &TestDatabase, account: &str) -> Vec<(i64, String)> {
+    sqlx::query_as(
+        "SELECT mm.uid, e.id::text
+           FROM mailbox_messages mm
+           JOIN mailboxes mb ON mb.id = mm.mailbox_id
+           JOIN accounts a ON a.id = mb.account_id
+           JOIN queue_entries e ON e.message_id = mm.message_id
+          WHERE a.address = $1 AND mb.name = 'INBOX'
+          ORDER BY mm.uid",
+    )
+    .bind(account)
+    .fetch_all(&db.pool)
+    .await
+    .expect("read the INBOX")
+}
+
+/// The state and last error of each recipient of queue entry `id`, by address.
+pub async fn recipient_states(
+    db: &TestDatabase,
+    id: &str,
+) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as(
+        "SELECT address, state, last_error FROM queue_recipients
+          WHERE queue_id = $1::uuid ORDER BY address",
+    )
+    .bind(id)
+    .fetch_all(&db.pool)
+    .await
+    .expect("read the recipients")
+}
