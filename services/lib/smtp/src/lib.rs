@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod command;
 pub mod data;
+pub mod dsn;
 pub mod reply;
 pub mod session;
 
