@@ -35,14 +35,14 @@ async fn killed_workers_lose_nothing_and_deliver_each_message_once() {
         ("MAILCLUSTER_DELIVERY__CONCURRENCY", "1"),
     ];
     for _ in 0..2 {
-        let mut doomed = WorkerProcess::start(&db, &env);
+        let mut doomed = WorkerProcess::start(&db, &ingress.s3_prefix, &env);
         std::thread::sleep(Duration::from_millis(60));
         doomed.child.kill().unwrap();
         doomed.child.wait().unwrap();
     }
     let survivors = [
-        WorkerProcess::start(&db, &env),
-        WorkerProcess::start(&db, &env),
+        WorkerProcess::start(&db, &ingress.s3_prefix, &env),
+        WorkerProcess::start(&db, &ingress.s3_prefix, &env),
     ];
 
     let started = Instant::now();

@@ -75,7 +75,7 @@ async fn mail_lands_once_in_every_local_mailbox_and_remote_waits_with_a_reason()
     let prefix = mc_testkit::unique_prefix("delivery");
     let shared = [("MAILCLUSTER_REDIS__KEY_PREFIX", prefix.as_str())];
     let ingress = IngressProcess::start(&db, &shared);
-    let worker = WorkerProcess::start(&db, &shared);
+    let worker = WorkerProcess::start(&db, &ingress.s3_prefix, &shared);
 
     let direct = send(ingress.mx_port, &["alice@example.test"]);
     // info -> team -> alice and bob, and alice directly: one copy per mailbox all the same.
@@ -116,4 +116,39 @@ async fn mail_lands_once_in_every_local_mailbox_and_remote_waits_with_a_reason()
     let bob = inbox(&db, "bob@example.test").await;
     assert_eq!(alice, vec![(1, direct.clone()), (2, fanned.clone())]);
     assert_eq!(bob, vec![(1, fanned.clone())]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn housekeeping_removes_delivered_entries_and_keeps_the_mailbox_copy() {
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    let ingress = IngressProcess::start(&db, &[]);
+    let _worker = WorkerProcess::start(
+        &db,
+        &ingress.s3_prefix,
+        &[("MAILCLUSTER_DELIVERY__HOUSEKEEPING_INTERVAL_SECS", "1")],
+    );
+    send(ingress.mx_port, &["alice@example.test"]);
+    let started = Instant::now();
+    loop {
+        let (entries, copies): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM queue_entries), (SELECT count(*) FROM mailbox_messages)",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        if (entries, copies) == (0, 1) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "entries {entries}, mailbox copies {copies}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let messages: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(messages, 1, "the mailbox still references the message");
 }

@@ -1,5 +1,6 @@
 //! Configuration of the delivery worker: the shared store sections and `[delivery]`.
 
+use mc_mailstore::blob::BlobConfig;
 use mc_runtime::config::{ConfigError, ServiceConfig};
 use mc_runtime::sections::{DatabaseConfig, LogConfig, OpsConfig, RedisConfig, TelemetryConfig};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,8 @@ pub struct WorkerConfig {
     /// Optional: new-mail hints (`queue:due`) wake the worker at once, and mailbox change
     /// notices go out; without Redis the worker polls.
     pub redis: RedisConfig,
+    /// Where message bodies are (read for bounces, written for the bounces themselves).
+    pub blob: BlobConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
     pub ops: OpsConfig,
@@ -21,6 +24,13 @@ pub struct WorkerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliverySection {
+    /// This server's name in bounces (`Reporting-MTA`, `MAILER-DAEMON@…`).
+    pub hostname: String,
+    /// How long a bounce stays queued before it is given up (bounces are never bounced).
+    pub bounce_lifetime_secs: u64,
+    /// Largest original attached whole to a bounce when the sender asked for `RET=FULL`;
+    /// above it (and by default) only the header section is attached.
+    pub bounce_max_original_bytes: u64,
     /// Most recipients claimed at once.
     pub claim_batch: usize,
     /// Deliveries in progress at once in this process.
@@ -31,16 +41,26 @@ pub struct DeliverySection {
     pub poll_interval_ms: u64,
     /// Delay before a temporarily failed recipient is tried again (the reference server: 60).
     pub retry_minutes: u64,
+    /// How often finished queue entries are removed and unreferenced bodies collected (any
+    /// number of workers may do it at once). 0 disables it.
+    pub housekeeping_interval_secs: u64,
+    /// How long a body stays after the last reference to it went (longer than any upload).
+    pub collect_grace_secs: u64,
 }
 
 impl Default for DeliverySection {
     fn default() -> Self {
         Self {
+            hostname: "localhost".into(),
+            bounce_lifetime_secs: 5 * 24 * 3600,
+            bounce_max_original_bytes: 1024 * 1024,
             claim_batch: 64,
             concurrency: 16,
             lease_secs: 300,
             poll_interval_ms: 1000,
             retry_minutes: 60,
+            housekeeping_interval_secs: 60,
+            collect_grace_secs: 3600,
         }
     }
 }
@@ -50,6 +70,7 @@ impl Default for WorkerConfig {
         Self {
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
+            blob: BlobConfig::default(),
             log: LogConfig::default(),
             telemetry: TelemetryConfig::default(),
             ops: OpsConfig::on_port(9103),
@@ -62,6 +83,7 @@ impl ServiceConfig for WorkerConfig {
     fn finish(&mut self, errors: &mut Vec<ConfigError>) {
         self.database.finish(errors);
         self.redis.finish(false, errors);
+        self.blob.finish(errors);
         self.log.finish(errors);
         self.telemetry.finish(errors);
         let delivery = &self.delivery;
@@ -89,6 +111,11 @@ impl ServiceConfig for WorkerConfig {
             delivery.poll_interval_ms >= 10,
             "poll_interval_ms",
             "must be at least 10",
+        );
+        check(
+            delivery.collect_grace_secs >= 600,
+            "collect_grace_secs",
+            "must be at least 600 (longer than any upload)",
         );
         check(
             delivery.retry_minutes >= 1,

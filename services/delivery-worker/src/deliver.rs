@@ -1,9 +1,12 @@
 //! One claimed recipient: resolve it again (the directory may have changed since it was
 //! queued), put a copy into every local account it reaches, and record the outcome under the
-//! lease. What cannot be done yet (remote targets, bounces) defers the recipient with a reason.
+//! lease. A recipient the directory now refuses fails with a bounce; what cannot be done yet
+//! (remote targets) defers the recipient with a reason, and fails with a bounce once the entry
+//! has expired.
 
 use crate::Ctx;
-use mc_directory::{Resolved, Target};
+use crate::bounce::{self, Failure, Recorded};
+use mc_directory::{Rejection, Resolved, Target};
 use mc_mailstore::{Delivery, INBOX};
 use mc_queue::lease::{Claimed, LeaseError};
 use std::time::Duration;
@@ -11,6 +14,7 @@ use std::time::Duration;
 enum Outcome {
     Delivered,
     Deferred(String),
+    Failed(Failure),
 }
 
 pub async fn one(ctx: &Ctx, recipient: Claimed) {
@@ -18,30 +22,50 @@ pub async fn one(ctx: &Ctx, recipient: Claimed) {
         Ok(outcome) => outcome,
         Err(reason) => Outcome::Deferred(reason),
     };
+    // The last attempt of an expired entry: what would wait fails instead (RFC 5321 4.5.4.1).
+    let outcome = match outcome {
+        Outcome::Deferred(reason) if recipient.expired => Outcome::Failed(Failure {
+            status: "4.4.7",
+            diagnostic: format!("4.4.7 message expired in the queue; last error: {reason}"),
+        }),
+        outcome => outcome,
+    };
     let lease = recipient.lease();
-    let (recorded, label) = match &outcome {
-        Outcome::Delivered => (ctx.queue.delivered(lease).await, "delivered"),
+    let recorded = match &outcome {
+        Outcome::Delivered => ctx.queue.delivered(lease).await.map(|()| "delivered"),
         Outcome::Deferred(reason) => {
             let retry = Duration::from_secs(ctx.config.retry_minutes * 60);
-            (ctx.queue.defer(lease, reason, retry).await, "deferred")
+            ctx.queue
+                .defer(lease, reason, retry)
+                .await
+                .map(|()| "deferred")
         }
+        Outcome::Failed(failure) => bounce::fail(ctx, &recipient, failure)
+            .await
+            .map(|recorded| match recorded {
+                Recorded::Failed => "failed",
+                Recorded::Bounced => "bounced",
+                Recorded::Deferred(reason) => {
+                    tracing::warn!(%reason, recipient = recipient.recipient_id, "bounce postponed");
+                    "deferred"
+                }
+            }),
     };
     match recorded {
-        Ok(()) => {
+        Ok(label) => {
             ctx.metrics.outcome(label);
-            match &outcome {
-                Outcome::Delivered => tracing::info!(
-                    queue_id = %recipient.queue_id,
-                    recipient = recipient.recipient_id,
-                    "delivered"
-                ),
-                Outcome::Deferred(reason) => tracing::info!(
-                    queue_id = %recipient.queue_id,
-                    recipient = recipient.recipient_id,
-                    %reason,
-                    "deferred"
-                ),
-            }
+            let reason = match &outcome {
+                Outcome::Delivered => "",
+                Outcome::Deferred(reason) => reason.as_str(),
+                Outcome::Failed(failure) => failure.diagnostic.as_str(),
+            };
+            tracing::info!(
+                queue_id = %recipient.queue_id,
+                recipient = recipient.recipient_id,
+                outcome = label,
+                reason,
+                "attempt recorded"
+            );
         }
         Err(LeaseError::Fenced(fenced)) => {
             ctx.metrics.outcome("fenced");
@@ -70,9 +94,18 @@ async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
             ));
         }
         Resolved::Rejected(rejection) => {
-            return Ok(Outcome::Deferred(format!(
-                "5.1.1 refused at delivery ({rejection}); bounces are not available in this version yet"
-            )));
+            let status = match rejection {
+                Rejection::UnknownUser => "5.1.1",
+                Rejection::TooManyRecursiveForwards => "5.4.6",
+                Rejection::AccountDisabled
+                | Rejection::AliasDisabled
+                | Rejection::ListDisabled
+                | Rejection::DomainDisabled => "5.2.1",
+            };
+            return Ok(Outcome::Failed(Failure {
+                status,
+                diagnostic: format!("550 {status} {rejection}"),
+            }));
         }
     };
     // One copy per message and mailbox: two recipients of one message that reach the same

@@ -6,14 +6,19 @@
 //! resolved again at delivery time) are put into their accounts' INBOX exactly once
 //! (`mc_mailstore::Mailstore::deliver`, keyed by the recipient row).
 //!
-//! Not built yet: remote delivery (MX, routes, relayer, DKIM), bounces (DSN), forwarding,
-//! auto-reply and quota checks. A recipient that needs any of them is deferred with a message
-//! saying so, never dropped: it stays queued and is delivered once that part exists.
+//! A recipient refused at delivery (the directory changed since it was accepted), or still
+//! undelivered when its entry expires, fails with an RFC 3464 bounce to the sender, queued in the
+//! same transaction that records the failure (`bounce`).
+//!
+//! Not built yet: remote delivery (MX, routes, relayer, DKIM), forwarding, auto-reply and quota
+//! checks. A recipient that needs any of them is deferred with a message saying so, never
+//! dropped: it stays queued and is delivered once that part exists (or bounced at expiry).
 //!
 //! It trusts its configuration and the stores; it must never mark a recipient delivered before
 //! every local copy is committed, and never act on a recipient whose lease it lost.
 #![forbid(unsafe_code)]
 
+mod bounce;
 pub mod config;
 mod deliver;
 mod metrics;
@@ -36,6 +41,7 @@ pub struct Ctx {
     pub queue: Queue,
     pub directory: Directory,
     pub mailstore: Mailstore,
+    pub blobs: Arc<dyn mc_mailstore::BlobStore>,
     pub redis: Option<RedisStore>,
     pub metrics: metrics::Metrics,
 }
@@ -68,14 +74,20 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         queue: Queue::new(pool.clone()),
         directory: Directory::new(pool.clone()),
         mailstore: Mailstore::new(pool.clone()),
+        blobs: config.blob.open()?,
         redis: redis.clone(),
         metrics,
     });
     let wake = Arc::new(Notify::new());
     let hints =
         redis.map(|redis| tokio::spawn(follow_hints(redis, wake.clone(), shutdown.clone())));
+    let housekeeping = (ctx.config.housekeeping_interval_secs > 0)
+        .then(|| tokio::spawn(housekeeping(ctx.clone(), shutdown.clone())));
     tracing::info!(ops = %config.ops.listen, "delivery worker running");
     work(ctx, wake, shutdown.clone()).await;
+    if let Some(housekeeping) = housekeeping {
+        housekeeping.abort();
+    }
     if let Some(hints) = hints {
         hints.abort();
     }
@@ -115,6 +127,35 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
                 async move { deliver::one(&ctx, recipient).await }
             })
             .await;
+    }
+}
+
+/// Every interval: removes finished queue entries, then collects what nothing references.
+async fn housekeeping(ctx: Arc<Ctx>, shutdown: CancellationToken) {
+    const BATCH: usize = 1000;
+    let interval = Duration::from_secs(ctx.config.housekeeping_interval_secs);
+    let grace = Duration::from_secs(ctx.config.collect_grace_secs);
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+        match ctx.queue.remove_finished(BATCH).await {
+            Ok(removed) => ctx.metrics.housekept("entries_removed", removed),
+            Err(error) => tracing::warn!(%error, "removing finished queue entries failed"),
+        }
+        match ctx
+            .queue
+            .collect_garbage(ctx.blobs.as_ref(), grace, BATCH)
+            .await
+        {
+            Ok(collected) => {
+                ctx.metrics
+                    .housekept("messages_collected", collected.messages);
+                ctx.metrics.housekept("blobs_collected", collected.blobs);
+            }
+            Err(error) => tracing::warn!(%error, "collecting unreferenced bodies failed"),
+        }
     }
 }
 

@@ -10,8 +10,14 @@ pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
+    pub housekeeping: Family<KindLabels, Counter>,
     pub claimed: Counter,
     pub recipients: Family<OutcomeLabels, Counter>,
     pub local_copies: Counter,
@@ -21,6 +27,7 @@ impl Metrics {
     pub fn register(root: &mut Registry) -> Self {
         let registry = mc_runtime::metrics::service(root, "delivery");
         let metrics = Self {
+            housekeeping: Family::default(),
             claimed: Counter::default(),
             recipients: Family::default(),
             local_copies: Counter::default(),
@@ -40,7 +47,18 @@ impl Metrics {
             "Messages placed into local mailboxes",
             metrics.local_copies.clone(),
         );
+        registry.register(
+            "housekeeping",
+            "Rows and objects removed by housekeeping, by kind",
+            metrics.housekeeping.clone(),
+        );
         metrics
+    }
+
+    pub fn housekept(&self, kind: &'static str, count: u64) {
+        self.housekeeping
+            .get_or_create(&KindLabels { kind })
+            .inc_by(count);
     }
 
     pub fn outcome(&self, outcome: &'static str) {

@@ -36,6 +36,25 @@ impl From<sqlx::Error> for CollectError {
 }
 
 impl Queue {
+    /// Removes up to `limit` entries none of whose recipients is still waiting (all delivered or
+    /// failed), with their recipient rows: the queue holds what is in flight, not history (the
+    /// log has that). Their messages then live on only in mailboxes, or are collected.
+    pub async fn remove_finished(&self, limit: usize) -> Result<u64, QueueError> {
+        let limit = crate::size(limit as u64)?;
+        Ok(sqlx::query(
+            "DELETE FROM queue_entries WHERE id IN (
+                 SELECT e.id FROM queue_entries e
+                  WHERE NOT EXISTS (SELECT 1 FROM queue_recipients r
+                                     WHERE r.queue_id = e.id AND r.state IN ('queued', 'held'))
+                  LIMIT $1
+                  FOR UPDATE SKIP LOCKED)",
+        )
+        .bind(limit)
+        .execute(self.pool())
+        .await?
+        .rows_affected())
+    }
+
     /// One collection pass over at most `limit` messages and `limit` blobs.
     pub async fn collect_garbage(
         &self,

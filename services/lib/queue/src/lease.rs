@@ -12,7 +12,7 @@
 //! All times are the database server's (`now()`), never a worker's clock. A lease held in Redis
 //! (fast path, per-destination limits) can only add to this, never replace it.
 
-use crate::{Queue, QueueError, size};
+use crate::{NewEntry, Queue, QueueError, size};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -42,6 +42,8 @@ pub struct Claimed {
     pub blob_key: String,
     pub blob_offset: i64,
     pub size_bytes: i64,
+    /// When the message was accepted.
+    pub received_at: time::OffsetDateTime,
     /// True once the entry's lifetime is over: a failure now is final.
     pub expired: bool,
 }
@@ -93,6 +95,23 @@ fn fenced(lease: Lease, changed: u64) -> Result<(), LeaseError> {
     }
 }
 
+async fn mark_failed<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    lease: Lease,
+    error: &str,
+) -> Result<(), LeaseError> {
+    let done = sqlx::query(
+        "UPDATE queue_recipients SET state = 'failed', last_error = $3, updated_at = now()
+          WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+    )
+    .bind(lease.recipient_id)
+    .bind(lease.epoch)
+    .bind(error)
+    .execute(executor)
+    .await?;
+    fenced(lease, done.rows_affected())
+}
+
 impl Queue {
     /// Claims up to `limit` due recipients for `lease_time`, oldest due first.
     pub async fn claim_due(
@@ -120,7 +139,7 @@ impl Queue {
              )
              SELECT c.id AS recipient_id, c.epoch, c.queue_id, c.address, c.attempts, c.dsn_notify,
                     c.dsn_orcpt, e.sender, e.dsn_ret, e.dsn_envid, m.id AS message_id, m.blob_key,
-                    m.blob_offset, m.size_bytes, e.expires_at <= now() AS expired
+                    m.blob_offset, m.size_bytes, e.received_at, e.expires_at <= now() AS expired
                FROM claimed c
                JOIN queue_entries e ON e.id = c.queue_id
                JOIN messages m ON m.id = e.message_id
@@ -182,18 +201,24 @@ impl Queue {
         fenced(lease, done.rows_affected())
     }
 
-    /// A permanent failure. The caller sends the DSN only after this succeeded, so a fenced worker
-    /// never bounces.
+    /// A permanent failure without a bounce (see [`Queue::failed_with_bounce`] for one).
     pub async fn failed(&self, lease: Lease, error: &str) -> Result<(), LeaseError> {
-        let done = sqlx::query(
-            "UPDATE queue_recipients SET state = 'failed', last_error = $3, updated_at = now()
-              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
-        )
-        .bind(lease.recipient_id)
-        .bind(lease.epoch)
-        .bind(error)
-        .execute(&self.pool)
-        .await?;
-        fenced(lease, done.rows_affected())
+        mark_failed(&self.pool, lease, error).await
+    }
+
+    /// A permanent failure and its bounce, in one transaction: the notification (whose body the
+    /// caller already stored) is queued only if this worker still holds the lease, and a fenced
+    /// worker queues nothing. A crash in between leaves neither.
+    pub async fn failed_with_bounce(
+        &self,
+        lease: Lease,
+        error: &str,
+        bounce: &NewEntry,
+    ) -> Result<(), LeaseError> {
+        let mut transaction = self.pool.begin().await?;
+        mark_failed(&mut *transaction, lease, error).await?;
+        crate::batch::enqueue(&mut *transaction, std::slice::from_ref(bounce)).await?;
+        transaction.commit().await?;
+        Ok(())
     }
 }

@@ -123,3 +123,58 @@ async fn only_old_unreferenced_messages_and_bodies_are_collected() {
     let again = queue.collect_garbage(&store, GRACE, 100).await.unwrap();
     assert_eq!(again, Collected::default(), "nothing left to collect");
 }
+
+#[tokio::test]
+async fn finished_entries_are_removed_and_waiting_ones_kept() {
+    let db = TestDatabase::migrated().await;
+    let queue = Queue::new(db.pool.clone());
+    let entry = |recipients: &[&str]| NewEntry {
+        body: BodyLocation::whole(BlobKey::for_content(b"x"), 1),
+        envelope: Envelope {
+            id: Envelope::new_id(),
+            sender: String::new(),
+            client_ip: None,
+            client_helo: None,
+            auth_user: None,
+            dsn_ret: None,
+            dsn_envid: None,
+            recipients: recipients
+                .iter()
+                .map(|a| NewRecipient {
+                    address: a.to_string(),
+                    dsn_notify: None,
+                    dsn_orcpt: None,
+                })
+                .collect(),
+            lifetime: Duration::from_secs(3600),
+        },
+    };
+    let done = entry(&["a@example.org", "b@example.org"]);
+    let half = entry(&["c@example.org", "d@example.org"]);
+    queue.enqueue(&done).await.unwrap();
+    queue.enqueue(&half).await.unwrap();
+    for claimed in queue.claim_due(10, GRACE).await.unwrap() {
+        match claimed.address.as_str() {
+            "a@example.org" | "c@example.org" => queue.delivered(claimed.lease()).await.unwrap(),
+            "b@example.org" => queue.failed(claimed.lease(), "550").await.unwrap(),
+            _ => queue
+                .defer(claimed.lease(), "451", Duration::from_secs(60))
+                .await
+                .unwrap(),
+        }
+    }
+    assert_eq!(queue.remove_finished(100).await.unwrap(), 1);
+    let left: Vec<String> = sqlx::query_scalar("SELECT id::text FROM queue_entries")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![half.envelope.id.to_string()]);
+    let recipients: i64 = sqlx::query_scalar("SELECT count(*) FROM queue_recipients")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        recipients, 2,
+        "the removed entry's recipient rows went with it"
+    );
+}

@@ -205,3 +205,61 @@ async fn an_entry_past_its_lifetime_is_claimed_as_expired() {
     let claimed = queue.claim_due(1, LEASE).await.unwrap().remove(0);
     assert!(claimed.expired);
 }
+
+#[tokio::test]
+async fn a_bounce_is_queued_with_the_failure_and_never_by_a_fenced_worker() {
+    let db = TestDatabase::migrated().await;
+    let queue = queue_with(&db, &["a@example.org"]).await;
+    let stale = queue.claim_due(1, LEASE).await.unwrap().remove(0);
+    expire_leases(&db).await;
+    let fresh = queue.claim_due(1, LEASE).await.unwrap().remove(0);
+    let bounce = |id| NewEntry {
+        body: BodyLocation::whole(BlobKey::for_content(format!("bounce {id}").as_bytes()), 8),
+        envelope: Envelope {
+            id,
+            sender: String::new(),
+            client_ip: None,
+            client_helo: None,
+            auth_user: None,
+            dsn_ret: None,
+            dsn_envid: None,
+            recipients: vec![NewRecipient {
+                address: "sender@example.com".into(),
+                dsn_notify: None,
+                dsn_orcpt: None,
+            }],
+            lifetime: Duration::from_secs(3600),
+        },
+    };
+    let refused = queue
+        .failed_with_bounce(
+            stale.lease(),
+            "550 5.1.1 stale",
+            &bounce(Envelope::new_id()),
+        )
+        .await;
+    assert!(matches!(refused, Err(LeaseError::Fenced(_))), "{refused:?}");
+    let entries = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM queue_entries")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+    };
+    assert_eq!(entries().await, 1, "the fenced worker queued no bounce");
+    let id = Envelope::new_id();
+    queue
+        .failed_with_bounce(fresh.lease(), "550 5.1.1 no such user", &bounce(id))
+        .await
+        .unwrap();
+    assert_eq!(entries().await, 2);
+    assert_eq!(state_of(&db, fresh.recipient_id).await.0, "failed");
+    let to: String = sqlx::query_scalar(
+        "SELECT r.address FROM queue_recipients r JOIN queue_entries e ON e.id = r.queue_id
+          WHERE e.id = $1 AND e.sender = ''",
+    )
+    .bind(id)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(to, "sender@example.com");
+}

@@ -33,7 +33,7 @@ impl Action {
 pub struct RecipientReport<'a> {
     /// The address delivery was attempted to.
     pub final_recipient: &'a str,
-    /// The client's ORCPT parameter (`rfc822;addr`), if it gave one.
+    /// The client's ORCPT parameter (`rfc822;addr`, or the address alone, taken as rfc822).
     pub original_recipient: Option<&'a str>,
     pub action: Action,
     /// Enhanced status code, e.g. `5.1.1`.
@@ -144,7 +144,13 @@ impl Notification<'_> {
                 clean(recipient.final_recipient)
             ));
             if let Some(orcpt) = recipient.original_recipient {
-                line(&format!("Original-Recipient: {}", clean(orcpt)));
+                // The field is `addr-type;address`; an ORCPT kept as the address alone is rfc822.
+                let orcpt = clean(orcpt);
+                if orcpt.contains(';') {
+                    line(&format!("Original-Recipient: {orcpt}"));
+                } else {
+                    line(&format!("Original-Recipient: rfc822;{orcpt}"));
+                }
             }
             line(&format!("Action: {}", recipient.action.as_str()));
             line(&format!("Status: {}", clean(recipient.status)));

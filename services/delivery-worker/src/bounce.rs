@@ -1,0 +1,138 @@
+//! Failing a recipient, with a bounce when the sender wants one: the notification is built
+//! (`mc_smtp::dsn`), stored, and queued from `<>` to the sender in the same transaction that marks
+//! the recipient failed, so a bounce is sent exactly when the failure is recorded, and never by a
+//! worker that lost its lease.
+
+use crate::Ctx;
+use mc_mailstore::blob::BlobKey;
+use mc_queue::lease::{Claimed, LeaseError};
+use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient};
+use mc_smtp::dsn::{Action, Notification, RecipientReport, Return};
+use std::time::Duration;
+
+/// Why a recipient failed: its enhanced status code and the explanation for the sender.
+pub struct Failure {
+    pub status: &'static str,
+    pub diagnostic: String,
+}
+
+/// Whether the sender asked to hear about failures: yes unless the sender is `<>` (bounces are
+/// never bounced) or NOTIFY said NEVER or named other events only (RFC 3461 section 4.1).
+fn wants_bounce(recipient: &Claimed) -> bool {
+    if recipient.sender.is_empty() {
+        return false;
+    }
+    match &recipient.dsn_notify {
+        None => true,
+        Some(notify) => {
+            let notify = notify.to_ascii_uppercase();
+            notify.contains("FAILURE") && !notify.contains("NEVER")
+        }
+    }
+}
+
+/// What was recorded for a failed recipient.
+pub enum Recorded {
+    /// Failed, no bounce wanted.
+    Failed,
+    /// Failed, and the bounce is queued.
+    Bounced,
+    /// The bounce could not be stored: the recipient waits and is tried again (never failed
+    /// silently).
+    Deferred(String),
+}
+
+/// Records the failure (and queues the bounce). Errors are the lease's: `Fenced` means nothing
+/// was written.
+pub async fn fail(
+    ctx: &Ctx,
+    recipient: &Claimed,
+    failure: &Failure,
+) -> Result<Recorded, LeaseError> {
+    let lease = recipient.lease();
+    if !wants_bounce(recipient) {
+        ctx.queue.failed(lease, &failure.diagnostic).await?;
+        return Ok(Recorded::Failed);
+    }
+    match build(ctx, recipient, failure).await {
+        Ok(bounce) => {
+            ctx.queue
+                .failed_with_bounce(lease, &failure.diagnostic, &bounce)
+                .await?;
+            Ok(Recorded::Bounced)
+        }
+        Err(error) => {
+            let reason = format!("4.3.0 bounce not stored yet: {error}");
+            let retry = Duration::from_secs(ctx.config.retry_minutes * 60);
+            ctx.queue.defer(lease, &reason, retry).await?;
+            Ok(Recorded::Deferred(reason))
+        }
+    }
+}
+
+/// Builds and stores the notification; returns its queue entry.
+async fn build(ctx: &Ctx, recipient: &Claimed, failure: &Failure) -> Result<NewEntry, String> {
+    let key = BlobKey::parse(&recipient.blob_key).map_err(|e| e.to_string())?;
+    let size = u64::try_from(recipient.size_bytes).map_err(|e| e.to_string())?;
+    let offset = u64::try_from(recipient.blob_offset).map_err(|e| e.to_string())?;
+    let full = recipient.dsn_ret.as_deref() == Some("FULL")
+        && size <= ctx.config.bounce_max_original_bytes;
+    // Enough of the original for its header section when only that is attached.
+    let wanted = if full { size } else { size.min(256 * 1024) };
+    let original = ctx
+        .blobs
+        .get_range(&key, offset..offset + wanted)
+        .await
+        .map_err(|e| e.to_string())?;
+    let id = Envelope::new_id();
+    let id_text = id.to_string();
+    let now = time::OffsetDateTime::now_utc();
+    let reports = [RecipientReport {
+        final_recipient: &recipient.address,
+        original_recipient: recipient.dsn_orcpt.as_deref(),
+        action: Action::Failed,
+        status: failure.status,
+        remote_mta: None,
+        diagnostic: &failure.diagnostic,
+    }];
+    let body = Notification {
+        hostname: &ctx.config.hostname,
+        to: &recipient.sender,
+        id: &id_text,
+        now,
+        arrival: recipient.received_at,
+        envelope_id: recipient.dsn_envid.as_deref(),
+        recipients: &reports,
+        original: &original,
+        attach: if full { Return::Full } else { Return::Headers },
+    }
+    .render();
+    let size = body.len() as u64;
+    let key = BlobKey::for_content(&body);
+    ctx.queue
+        .reserve_blob(&key, size)
+        .await
+        .map_err(|e| e.to_string())?;
+    ctx.blobs
+        .put(&key, bytes::Bytes::from(body))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(NewEntry {
+        body: BodyLocation::whole(key, size),
+        envelope: Envelope {
+            id,
+            sender: String::new(),
+            client_ip: None,
+            client_helo: None,
+            auth_user: None,
+            dsn_ret: None,
+            dsn_envid: None,
+            recipients: vec![NewRecipient {
+                address: recipient.sender.clone(),
+                dsn_notify: None,
+                dsn_orcpt: None,
+            }],
+            lifetime: Duration::from_secs(ctx.config.bounce_lifetime_secs),
+        },
+    })
+}
