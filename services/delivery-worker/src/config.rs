@@ -103,24 +103,34 @@ impl ServiceConfig for WorkerConfig {
             "must be between 1 and 1000",
         );
         check(
-            delivery.lease_secs >= 10,
+            (10..=86_400).contains(&delivery.lease_secs),
             "lease_secs",
-            "must be at least 10",
+            "must be between 10 and 86400",
         );
         check(
-            delivery.poll_interval_ms >= 10,
+            (10..=3_600_000).contains(&delivery.poll_interval_ms),
             "poll_interval_ms",
-            "must be at least 10",
+            "must be between 10 and 3600000",
         );
         check(
-            delivery.collect_grace_secs >= 600,
+            (60..=30 * 86_400).contains(&delivery.bounce_lifetime_secs),
+            "bounce_lifetime_secs",
+            "must be between 60 and 2592000 (30 days)",
+        );
+        check(
+            delivery.housekeeping_interval_secs <= 86_400,
+            "housekeeping_interval_secs",
+            "must be at most 86400",
+        );
+        check(
+            (600..=30 * 86_400).contains(&delivery.collect_grace_secs),
             "collect_grace_secs",
-            "must be at least 600 (longer than any upload)",
+            "must be between 600 (longer than any upload) and 2592000",
         );
         check(
-            delivery.retry_minutes >= 1,
+            (1..=10_080).contains(&delivery.retry_minutes),
             "retry_minutes",
-            "must be at least 1",
+            "must be between 1 and 10080 (a week)",
         );
     }
 }

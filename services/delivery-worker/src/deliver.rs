@@ -7,7 +7,7 @@
 use crate::Ctx;
 use crate::bounce::{self, Failure, Recorded};
 use mc_directory::{Rejection, Resolved, Target};
-use mc_mailstore::{Delivery, INBOX};
+use mc_mailstore::{Delivery, INBOX, Mailstore};
 use mc_queue::lease::{Claimed, LeaseError};
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ enum Outcome {
     Delivered,
     Deferred(String),
     Failed(Failure),
+    /// The lease was lost while working: another worker owns the recipient, nothing is recorded.
+    Fenced,
 }
 
 pub async fn one(ctx: &Ctx, recipient: Claimed) {
@@ -32,6 +34,10 @@ pub async fn one(ctx: &Ctx, recipient: Claimed) {
     };
     let lease = recipient.lease();
     let recorded = match &outcome {
+        Outcome::Fenced => Err(LeaseError::Fenced(mc_queue::lease::Fenced {
+            recipient_id: lease.recipient_id,
+            epoch: lease.epoch,
+        })),
         Outcome::Delivered => ctx.queue.delivered(lease).await.map(|()| "delivered"),
         Outcome::Deferred(reason) => {
             let retry = Duration::from_secs(ctx.config.retry_minutes * 60);
@@ -55,7 +61,7 @@ pub async fn one(ctx: &Ctx, recipient: Claimed) {
         Ok(label) => {
             ctx.metrics.outcome(label);
             let reason = match &outcome {
-                Outcome::Delivered => "",
+                Outcome::Delivered | Outcome::Fenced => "",
                 Outcome::Deferred(reason) => reason.as_str(),
                 Outcome::Failed(failure) => failure.diagnostic.as_str(),
             };
@@ -123,9 +129,23 @@ async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
                     delivery_key: &key,
                     flags: &[],
                 };
-                let placed = ctx
-                    .mailstore
-                    .deliver(&delivery)
+                // The copy is written under the lease: a worker that lost it writes nothing.
+                let mut transaction = match ctx.queue.begin_fenced(recipient.lease()).await {
+                    Ok(transaction) => transaction,
+                    Err(LeaseError::Fenced(_)) => return Ok(Outcome::Fenced),
+                    Err(LeaseError::Queue(error)) => return Err(format!("4.3.0 queue: {error}")),
+                };
+                let placed = match Mailstore::deliver_in(&mut transaction, &delivery).await {
+                    Ok(placed) => placed,
+                    Err(error) => {
+                        // Released now: the lock would otherwise hold until the connection is
+                        // reused, and the deferral below writes the same row.
+                        let _ = transaction.rollback().await;
+                        return Err(format!("4.3.0 mailbox of {account}: {error}"));
+                    }
+                };
+                transaction
+                    .commit()
                     .await
                     .map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
                 if placed.new {

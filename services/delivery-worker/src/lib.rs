@@ -4,7 +4,8 @@
 //! may run, a dead worker's recipients come back when its lease runs out, and a worker that lost
 //! its lease changes nothing. Local recipients (aliases, lists, domain aliases and catch-all
 //! resolved again at delivery time) are put into their accounts' INBOX exactly once
-//! (`mc_mailstore::Mailstore::deliver`, keyed by the recipient row).
+//! (`mc_mailstore::Mailstore::deliver_in`, keyed by the queue entry), each copy in a
+//! transaction that holds the recipient's lease (`Queue::begin_fenced`).
 //!
 //! A recipient refused at delivery (the directory changed since it was accepted), or still
 //! undelivered when its entry expires, fails with an RFC 3464 bounce to the sender, queued in the
@@ -25,7 +26,6 @@ mod metrics;
 
 use crate::config::WorkerConfig;
 use mc_directory::Directory;
-use mc_mailstore::Mailstore;
 use mc_queue::Queue;
 use mc_runtime::ops::Readiness;
 use mc_runtime::stores::RedisStore;
@@ -40,7 +40,6 @@ pub struct Ctx {
     pub config: config::DeliverySection,
     pub queue: Queue,
     pub directory: Directory,
-    pub mailstore: Mailstore,
     pub blobs: Arc<dyn mc_mailstore::BlobStore>,
     pub redis: Option<RedisStore>,
     pub metrics: metrics::Metrics,
@@ -73,7 +72,6 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         config: config.delivery.clone(),
         queue: Queue::new(pool.clone()),
         directory: Directory::new(pool.clone()),
-        mailstore: Mailstore::new(pool.clone()),
         blobs: config.blob.open()?,
         redis: redis.clone(),
         metrics,

@@ -233,6 +233,21 @@ impl ServiceConfig for IngressConfig {
             "must be at least 1",
         );
         check(
+            smtp.directory_cache_secs <= 86_400,
+            "directory_cache_secs",
+            "must be at most 86400 (one day)",
+        );
+        check(
+            (60..=30 * 86_400).contains(&smtp.queue_lifetime_secs),
+            "queue_lifetime_secs",
+            "must be between 60 and 2592000 (30 days)",
+        );
+        check(
+            smtp.store_timeout_secs <= 3600,
+            "store_timeout_secs",
+            "must be at most 3600",
+        );
+        check(
             smtp.postmaster().is_ok(),
             "postmaster_address",
             "must be an email address (the default postmaster@<hostname> needs a valid hostname)",

@@ -58,8 +58,11 @@ impl Policy {
         self.cache_lookup("miss");
         let ticket = self.cache.ticket();
         let hosted = self.directory.is_hosted(domain).await?;
-        self.cache
-            .store_hosted(ticket, &key, hosted, Instant::now());
+        // Only "hosted" is kept: a domain added a moment ago must not be taken for a stranger.
+        if hosted {
+            self.cache
+                .store_hosted(ticket, &key, hosted, Instant::now());
+        }
         Ok(hosted)
     }
 
@@ -71,8 +74,12 @@ impl Policy {
         self.cache_lookup("miss");
         let ticket = self.cache.ticket();
         let resolved = self.directory.resolve(address).await?;
-        self.cache
-            .store_resolved(ticket, address, resolved.clone(), Instant::now());
+        // Only deliverable answers are kept. A stale "deliver" costs at worst a bounce (the
+        // worker resolves again); a stale refusal would be a 5xx the sender never retries.
+        if matches!(resolved, Resolved::Deliver { .. }) {
+            self.cache
+                .store_resolved(ticket, address, resolved.clone(), Instant::now());
+        }
         Ok(resolved)
     }
 

@@ -59,25 +59,34 @@ impl Mailstore {
         Self { pool }
     }
 
-    /// Delivers once: see the module documentation.
+    /// Delivers once, in a transaction of its own: see the module documentation.
     pub async fn deliver(&self, delivery: &Delivery<'_>) -> Result<Placed, DeliverError> {
-        let (mailbox_id, account_id) = self
-            .ensure_mailbox(delivery.account, delivery.mailbox)
-            .await?;
         let mut transaction = self.pool.begin().await?;
+        let placed = Self::deliver_in(&mut transaction, delivery).await?;
+        transaction.commit().await?;
+        Ok(placed)
+    }
+
+    /// Delivers once inside the caller's transaction (the delivery worker's, which holds its
+    /// queue lease for as long as it lasts); the copy exists when the caller commits.
+    pub async fn deliver_in(
+        connection: &mut sqlx::PgConnection,
+        delivery: &Delivery<'_>,
+    ) -> Result<Placed, DeliverError> {
+        let (mailbox_id, account_id) =
+            ensure_mailbox(&mut *connection, delivery.account, delivery.mailbox).await?;
         sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
             .bind(mailbox_id)
-            .execute(&mut *transaction)
+            .execute(&mut *connection)
             .await?;
         let earlier: Option<(i64, i64)> = sqlx::query_as(
             "SELECT uid, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND delivery_key = $2",
         )
         .bind(mailbox_id)
         .bind(delivery.delivery_key)
-        .fetch_optional(&mut *transaction)
+        .fetch_optional(&mut *connection)
         .await?;
         if let Some((uid, modseq)) = earlier {
-            transaction.commit().await?;
             return Ok(Placed {
                 mailbox_id,
                 uid,
@@ -106,9 +115,8 @@ impl Mailstore {
         .bind(delivery.size_bytes)
         .bind(delivery.delivery_key)
         .bind(account_id)
-        .fetch_one(&mut *transaction)
+        .fetch_one(&mut *connection)
         .await?;
-        transaction.commit().await?;
         Ok(Placed {
             mailbox_id,
             uid,
@@ -116,40 +124,44 @@ impl Mailstore {
             new: true,
         })
     }
+}
 
-    /// The ids of the account's mailbox `name` (created when missing) and of the account.
-    async fn ensure_mailbox(&self, account: &str, name: &str) -> Result<(i64, i64), DeliverError> {
-        // A second look, in a new statement, sees a mailbox another delivery created after the
-        // first statement's snapshot (its INSERT then did nothing and its SELECT saw nothing).
-        for _ in 0..2 {
-            if let Some(ids) = self.create_or_find_mailbox(account, name).await? {
-                return Ok(ids);
-            }
+/// The ids of the account's mailbox `name` (created when missing) and of the account.
+async fn ensure_mailbox(
+    connection: &mut sqlx::PgConnection,
+    account: &str,
+    name: &str,
+) -> Result<(i64, i64), DeliverError> {
+    // A second look, in a new statement, sees a mailbox another delivery created after the
+    // first statement's snapshot (its INSERT then did nothing and its SELECT saw nothing).
+    for _ in 0..2 {
+        if let Some(ids) = create_or_find_mailbox(&mut *connection, account, name).await? {
+            return Ok(ids);
         }
-        Err(DeliverError::NoSuchAccount(account.to_string()))
     }
+    Err(DeliverError::NoSuchAccount(account.to_string()))
+}
 
-    async fn create_or_find_mailbox(
-        &self,
-        account: &str,
-        name: &str,
-    ) -> Result<Option<(i64, i64)>, DeliverError> {
-        Ok(sqlx::query_as(
-            "WITH created AS (
-                 INSERT INTO mailboxes (account_id, name)
-                 SELECT id, $2 FROM accounts WHERE address = $1
-                 ON CONFLICT (account_id, name) DO NOTHING
-                 RETURNING id, account_id
-             )
-             SELECT id, account_id FROM created
-             UNION ALL
-             SELECT m.id, m.account_id FROM mailboxes m JOIN accounts a ON a.id = m.account_id
-              WHERE a.address = $1 AND m.name = $2
-             LIMIT 1",
-        )
-        .bind(account)
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
+async fn create_or_find_mailbox(
+    connection: &mut sqlx::PgConnection,
+    account: &str,
+    name: &str,
+) -> Result<Option<(i64, i64)>, DeliverError> {
+    Ok(sqlx::query_as(
+        "WITH created AS (
+             INSERT INTO mailboxes (account_id, name)
+             SELECT id, $2 FROM accounts WHERE address = $1
+             ON CONFLICT (account_id, name) DO NOTHING
+             RETURNING id, account_id
+         )
+         SELECT id, account_id FROM created
+         UNION ALL
+         SELECT m.id, m.account_id FROM mailboxes m JOIN accounts a ON a.id = m.account_id
+          WHERE a.address = $1 AND m.name = $2
+         LIMIT 1",
+    )
+    .bind(account)
+    .bind(name)
+    .fetch_optional(connection)
+    .await?)
 }

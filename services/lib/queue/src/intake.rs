@@ -161,12 +161,23 @@ async fn collect(mut receiver: mpsc::Receiver<Job>, flusher: Arc<Flusher>, limit
         let Some(first) = receiver.recv().await else {
             return;
         };
-        let mut packed = first.body.inline_len();
-        let mut batch = vec![first];
-        while batch.len() < limits.max_batch_messages && packed < limits.max_pack_bytes {
-            let Ok(job) = receiver.try_recv() else { break };
-            packed += job.body.inline_len();
-            batch.push(job);
+        // A session that stopped waiting (store timeout, connection gone) already answered 451:
+        // committing its message now would only make the client's retry a duplicate.
+        let mut packed = 0;
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            if !job.done.is_closed() {
+                packed += job.body.inline_len();
+                batch.push(job);
+            }
+            if batch.len() >= limits.max_batch_messages || packed >= limits.max_pack_bytes {
+                break;
+            }
+            next = receiver.try_recv().ok();
+        }
+        if batch.is_empty() {
+            continue;
         }
         let flusher = flusher.clone();
         tokio::spawn(async move {

@@ -201,6 +201,35 @@ impl Queue {
         fenced(lease, done.rows_affected())
     }
 
+    /// A transaction in which the lease is known to hold until it ends: the recipient row is
+    /// share-locked with its epoch checked, so no other worker can claim it meanwhile (claims
+    /// skip locked rows). Writes made for the recipient elsewhere (mailbox copies) go in here,
+    /// so a worker that lost its lease writes nothing. The caller must commit or roll back
+    /// explicitly: a dropped transaction keeps its lock until its connection is next used.
+    pub async fn begin_fenced(
+        &self,
+        lease: Lease,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, LeaseError> {
+        let mut transaction = self.pool.begin().await?;
+        let held: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM queue_recipients
+              WHERE id = $1 AND epoch = $2 AND state = 'queued'
+                FOR SHARE",
+        )
+        .bind(lease.recipient_id)
+        .bind(lease.epoch)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        if held.is_none() {
+            let _ = transaction.rollback().await;
+            return Err(LeaseError::Fenced(Fenced {
+                recipient_id: lease.recipient_id,
+                epoch: lease.epoch,
+            }));
+        }
+        Ok(transaction)
+    }
+
     /// A permanent failure without a bounce (see [`Queue::failed_with_bounce`] for one).
     pub async fn failed(&self, lease: Lease, error: &str) -> Result<(), LeaseError> {
         mark_failed(&self.pool, lease, error).await
@@ -216,9 +245,19 @@ impl Queue {
         bounce: &NewEntry,
     ) -> Result<(), LeaseError> {
         let mut transaction = self.pool.begin().await?;
-        mark_failed(&mut *transaction, lease, error).await?;
-        crate::batch::enqueue(&mut *transaction, std::slice::from_ref(bounce)).await?;
-        transaction.commit().await?;
-        Ok(())
+        let written = match mark_failed(&mut *transaction, lease, error).await {
+            Ok(()) => crate::batch::enqueue(&mut *transaction, std::slice::from_ref(bounce))
+                .await
+                .map_err(LeaseError::from),
+            Err(error) => Err(error),
+        };
+        match written {
+            Ok(()) => Ok(transaction.commit().await?),
+            Err(error) => {
+                // Now rather than when the connection is next used (see `begin_fenced`).
+                let _ = transaction.rollback().await;
+                Err(error)
+            }
+        }
     }
 }

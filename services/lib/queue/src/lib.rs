@@ -161,8 +161,15 @@ impl Queue {
         entries: &[NewEntry],
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, QueueError> {
         let mut transaction = self.pool.begin().await?;
-        batch::enqueue(&mut *transaction, entries).await?;
-        Ok(transaction)
+        match batch::enqueue(&mut *transaction, entries).await {
+            Ok(()) => Ok(transaction),
+            Err(error) => {
+                // Explicitly, now: a dropped transaction is rolled back only when its connection
+                // is next used, and its uncommitted rows would block a retry of the same entries.
+                let _ = transaction.rollback().await;
+                Err(error)
+            }
+        }
     }
 }
 

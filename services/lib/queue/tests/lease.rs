@@ -263,3 +263,22 @@ async fn a_bounce_is_queued_with_the_failure_and_never_by_a_fenced_worker() {
     .unwrap();
     assert_eq!(to, "sender@example.com");
 }
+
+#[tokio::test]
+async fn a_fenced_transaction_opens_only_under_a_held_lease_and_blocks_reclaims() {
+    let db = TestDatabase::migrated().await;
+    let queue = queue_with(&db, &["a@example.org"]).await;
+    let stale = queue.claim_due(1, LEASE).await.unwrap().remove(0);
+    expire_leases(&db).await;
+    let fresh = queue.claim_due(1, LEASE).await.unwrap().remove(0);
+    assert!(matches!(
+        queue.begin_fenced(stale.lease()).await,
+        Err(LeaseError::Fenced(_))
+    ));
+    // Even with its lease run out, the row cannot be claimed while the transaction holds it.
+    expire_leases(&db).await;
+    let transaction = queue.begin_fenced(fresh.lease()).await.unwrap();
+    assert!(queue.claim_due(1, LEASE).await.unwrap().is_empty());
+    transaction.commit().await.unwrap();
+    assert_eq!(queue.claim_due(1, LEASE).await.unwrap().len(), 1);
+}
