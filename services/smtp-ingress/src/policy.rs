@@ -58,11 +58,11 @@ impl Policy {
         self.cache_lookup("miss");
         let ticket = self.cache.ticket();
         let hosted = self.directory.is_hosted(domain).await?;
-        // Only "hosted" is kept: a domain added a moment ago must not be taken for a stranger.
-        if hosted {
-            self.cache
-                .store_hosted(ticket, &key, hosted, Instant::now());
-        }
+        // Both answers are kept: this only classifies the sender. A stale "not hosted" for a
+        // domain added a moment ago treats its senders as outsiders (no refusal of mail to us;
+        // the local-sender AUTH rule applies once the answer expires or a notice arrives).
+        self.cache
+            .store_hosted(ticket, &key, hosted, Instant::now());
         Ok(hosted)
     }
 

@@ -8,9 +8,10 @@
 //! * entries also expire after a time-to-live, which bounds staleness from changes made behind
 //!   the admin API's back (plain SQL);
 //! * each map holds at most `max_entries`; a full map is emptied rather than grown;
-//! * callers keep only positive answers (hosted, deliverable): a stale one costs a bounce later,
-//!   while a stale refusal would be a 5xx that senders do not retry. The admin service may run
-//!   without Redis, or a notice may be lost, so staleness within the TTL is possible.
+//! * callers keep only answers whose staleness is harmless: a deliverable resolution (stale, it
+//!   costs a bounce later) and a sender's hosted-or-not (it only classifies the sender), never
+//!   a refused recipient, which would be a 5xx that senders do not retry. The admin service may
+//!   run without Redis, or a notice may be lost, so staleness within the TTL is possible.
 //!
 //! Answers about credentials are never cached here: an authenticated session re-checks its
 //! account in PostgreSQL before every message.
