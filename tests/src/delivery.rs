@@ -19,7 +19,6 @@ impl WorkerProcess {
     /// ingress).
     pub fn start(db: &TestDatabase, blob_prefix: &str, extra_env: &[(&str, &str)]) -> Self {
         let ops = free_port();
-        let s3 = mc_testkit::S3Settings::from_env("delivery");
         let log = std::env::temp_dir().join(format!("mc-delivery-worker-{}.log", uuid_like()));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(bin("mailcluster-delivery-worker"))
@@ -27,21 +26,11 @@ impl WorkerProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("MAILCLUSTER_DATABASE__URL", &db.url)
-            .env("MAILCLUSTER_REDIS__URL", mc_testkit::redis_url())
+            .envs(crate::store_env(blob_prefix))
             .env(
                 "MAILCLUSTER_REDIS__KEY_PREFIX",
                 mc_testkit::unique_prefix("delivery"),
             )
-            .env("MAILCLUSTER_BLOB__BACKEND", "s3")
-            .env("MAILCLUSTER_BLOB__S3__ENDPOINT", &s3.endpoint)
-            .env("MAILCLUSTER_BLOB__S3__REGION", &s3.region)
-            .env("MAILCLUSTER_BLOB__S3__BUCKET", &s3.bucket)
-            .env("MAILCLUSTER_BLOB__S3__ACCESS_KEY_ID", &s3.access_key_id)
-            .env(
-                "MAILCLUSTER_BLOB__S3__SECRET_ACCESS_KEY",
-                &s3.secret_access_key,
-            )
-            .env("MAILCLUSTER_BLOB__S3__PREFIX", blob_prefix)
             .env("MAILCLUSTER_DELIVERY__HOSTNAME", crate::smtp::HOSTNAME)
             .env("MAILCLUSTER_OPS__LISTEN", format!("127.0.0.1:{ops}"))
             .env("MAILCLUSTER_LOG__FORMAT", "text")

@@ -15,6 +15,25 @@ use std::time::{Duration, Instant};
 
 pub use mc_testkit::TestDatabase;
 
+/// The environment that points a service at the test object store (started by `ops/test`)
+/// under `prefix`, and at the test Redis.
+pub fn store_env(prefix: &str) -> Vec<(&'static str, String)> {
+    let s3 = mc_testkit::S3Settings::from_env("unused");
+    vec![
+        ("MAILCLUSTER_REDIS__URL", mc_testkit::redis_url()),
+        ("MAILCLUSTER_BLOB__BACKEND", "s3".into()),
+        ("MAILCLUSTER_BLOB__S3__ENDPOINT", s3.endpoint),
+        ("MAILCLUSTER_BLOB__S3__REGION", s3.region),
+        ("MAILCLUSTER_BLOB__S3__BUCKET", s3.bucket),
+        ("MAILCLUSTER_BLOB__S3__ACCESS_KEY_ID", s3.access_key_id),
+        (
+            "MAILCLUSTER_BLOB__S3__SECRET_ACCESS_KEY",
+            s3.secret_access_key,
+        ),
+        ("MAILCLUSTER_BLOB__S3__PREFIX", prefix.to_string()),
+    ]
+}
+
 /// Path of a workspace binary next to the test executable (`target/<profile>/<name>`).
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

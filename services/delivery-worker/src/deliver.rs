@@ -34,10 +34,7 @@ pub async fn one(ctx: &Ctx, recipient: Claimed) {
     };
     let lease = recipient.lease();
     let recorded = match &outcome {
-        Outcome::Fenced => Err(LeaseError::Fenced(mc_queue::lease::Fenced {
-            recipient_id: lease.recipient_id,
-            epoch: lease.epoch,
-        })),
+        Outcome::Fenced => Err(LeaseError::Fenced(mc_queue::lease::Fenced::of(lease))),
         Outcome::Delivered => ctx.queue.delivered(lease).await.map(|()| "delivered"),
         Outcome::Deferred(reason) => {
             let retry = Duration::from_secs(ctx.config.retry_minutes * 60);

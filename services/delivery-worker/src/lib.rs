@@ -159,26 +159,14 @@ async fn housekeeping(ctx: Arc<Ctx>, shutdown: CancellationToken) {
 
 /// Wakes the worker when the ingress announces new entries (`<prefix>queue:due`).
 async fn follow_hints(redis: RedisStore, wake: Arc<Notify>, shutdown: CancellationToken) {
-    use futures::StreamExt;
-    loop {
-        match redis.subscribe("queue:due").await {
-            Ok(mut pubsub) => {
-                let mut hints = pubsub.on_message();
-                loop {
-                    tokio::select! {
-                        hint = hints.next() => match hint {
-                            Some(_) => wake.notify_one(),
-                            None => break,
-                        },
-                        () = shutdown.cancelled() => return,
-                    }
-                }
+    use mc_runtime::stores::Followed;
+    redis
+        .follow("queue:due", &shutdown, |event| match event {
+            Followed::Message => wake.notify_one(),
+            Followed::Live => {}
+            Followed::Lost(reason) => {
+                tracing::debug!(%reason, "not following queue hints; polling");
             }
-            Err(error) => tracing::debug!(%error, "cannot follow queue hints; polling"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+        })
+        .await;
 }

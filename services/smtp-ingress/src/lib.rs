@@ -195,33 +195,22 @@ async fn follow_directory_changes(
     cache: Arc<DirectoryCache>,
     shutdown: CancellationToken,
 ) {
-    use futures::StreamExt;
-    loop {
-        match redis.subscribe(mc_directory::CHANGES_CHANNEL).await {
-            Ok(mut pubsub) => {
-                cache.set_live(true);
-                tracing::debug!("following directory changes; cache live");
-                let mut notices = pubsub.on_message();
-                loop {
-                    tokio::select! {
-                        notice = notices.next() => match notice {
-                            Some(_) => cache.clear(),
-                            None => break,
-                        },
-                        () = shutdown.cancelled() => return,
-                    }
+    use mc_runtime::stores::Followed;
+    redis
+        .follow(
+            mc_directory::CHANGES_CHANNEL,
+            &shutdown,
+            |event| match event {
+                Followed::Live => {
+                    cache.set_live(true);
+                    tracing::debug!("following directory changes; cache live");
                 }
-                cache.set_live(false);
-                tracing::warn!("lost the directory change notices; cache off until Redis is back");
-            }
-            Err(error) => {
-                cache.set_live(false);
-                tracing::warn!(%error, "cannot follow directory changes; cache off");
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => return,
-        }
-    }
+                Followed::Message => cache.clear(),
+                Followed::Lost(reason) => {
+                    cache.set_live(false);
+                    tracing::warn!(%reason, "not following directory changes; cache off");
+                }
+            },
+        )
+        .await;
 }

@@ -76,7 +76,7 @@ impl IngressProcess {
         let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
         std::fs::write(&cert, generated.cert.pem()).expect("write cert");
         std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
-        let s3 = mc_testkit::S3Settings::from_env("smtp");
+        let s3_prefix = mc_testkit::unique_prefix("smtp");
         let (mx, sub, subs, ops) = (free_port(), free_port(), free_port(), free_port());
         let log = std::env::temp_dir().join(format!("mc-smtp-ingress-{}.log", uuid_like()));
         let file = std::fs::File::create(&log).expect("log file");
@@ -86,21 +86,11 @@ impl IngressProcess {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("MAILCLUSTER_DATABASE__URL", &db.url)
-            .env("MAILCLUSTER_REDIS__URL", mc_testkit::redis_url())
+            .envs(crate::store_env(&s3_prefix))
             .env(
                 "MAILCLUSTER_REDIS__KEY_PREFIX",
                 mc_testkit::unique_prefix("smtp"),
             )
-            .env("MAILCLUSTER_BLOB__BACKEND", "s3")
-            .env("MAILCLUSTER_BLOB__S3__ENDPOINT", &s3.endpoint)
-            .env("MAILCLUSTER_BLOB__S3__REGION", &s3.region)
-            .env("MAILCLUSTER_BLOB__S3__BUCKET", &s3.bucket)
-            .env("MAILCLUSTER_BLOB__S3__ACCESS_KEY_ID", &s3.access_key_id)
-            .env(
-                "MAILCLUSTER_BLOB__S3__SECRET_ACCESS_KEY",
-                &s3.secret_access_key,
-            )
-            .env("MAILCLUSTER_BLOB__S3__PREFIX", &s3.prefix)
             .env("MAILCLUSTER_SMTP__HOSTNAME", HOSTNAME)
             .env("MAILCLUSTER_SMTP__MX_LISTEN", list(mx))
             .env("MAILCLUSTER_SMTP__SUBMISSION_LISTEN", list(sub))
@@ -118,7 +108,7 @@ impl IngressProcess {
             .iter()
             .find(|(k, _)| *k == "MAILCLUSTER_BLOB__S3__PREFIX")
             .map(|(_, v)| v.to_string())
-            .unwrap_or(s3.prefix);
+            .unwrap_or(s3_prefix);
         Self {
             child,
             mx_port: mx,

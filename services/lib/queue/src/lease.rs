@@ -73,6 +73,16 @@ pub enum LeaseError {
     Queue(#[from] QueueError),
 }
 
+impl Fenced {
+    /// The lease that turned out not to hold.
+    pub fn of(lease: Lease) -> Self {
+        Self {
+            recipient_id: lease.recipient_id,
+            epoch: lease.epoch,
+        }
+    }
+}
+
 impl From<sqlx::Error> for LeaseError {
     fn from(error: sqlx::Error) -> Self {
         Self::Queue(QueueError::Database(error))
@@ -88,10 +98,7 @@ fn fenced(lease: Lease, changed: u64) -> Result<(), LeaseError> {
     if changed == 1 {
         Ok(())
     } else {
-        Err(LeaseError::Fenced(Fenced {
-            recipient_id: lease.recipient_id,
-            epoch: lease.epoch,
-        }))
+        Err(LeaseError::Fenced(Fenced::of(lease)))
     }
 }
 
@@ -222,10 +229,7 @@ impl Queue {
         .await?;
         if held.is_none() {
             let _ = transaction.rollback().await;
-            return Err(LeaseError::Fenced(Fenced {
-                recipient_id: lease.recipient_id,
-                epoch: lease.epoch,
-            }));
+            return Err(LeaseError::Fenced(Fenced::of(lease)));
         }
         Ok(transaction)
     }

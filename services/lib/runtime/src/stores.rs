@@ -98,6 +98,17 @@ pub fn pg_check(pool: PgPool) -> Check {
     })
 }
 
+/// What [`RedisStore::follow`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Followed {
+    /// Subscribed: messages from now on will be heard.
+    Live,
+    /// A message arrived (its content is a hint; the facts are in PostgreSQL).
+    Message,
+    /// Not subscribed (why); messages meanwhile are missed.
+    Lost(String),
+}
+
 /// A Redis connection (multiplexed, reconnecting) with the cluster's key prefix.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -139,6 +150,41 @@ impl RedisStore {
             .arg(message)
             .query_async(&mut connection)
             .await
+    }
+
+    /// Follows the channel `<prefix><name>` until `shutdown`: `on` hears when the subscription
+    /// becomes live, each message, and each loss (a failed subscribe or a closed connection),
+    /// after which it subscribes again a second later.
+    pub async fn follow(
+        &self,
+        name: &str,
+        shutdown: &tokio_util::sync::CancellationToken,
+        mut on: impl FnMut(Followed),
+    ) {
+        use futures::StreamExt;
+        loop {
+            match self.subscribe(name).await {
+                Ok(mut pubsub) => {
+                    on(Followed::Live);
+                    let mut messages = pubsub.on_message();
+                    loop {
+                        tokio::select! {
+                            message = messages.next() => match message {
+                                Some(_) => on(Followed::Message),
+                                None => break,
+                            },
+                            () = shutdown.cancelled() => return,
+                        }
+                    }
+                    on(Followed::Lost("the subscription connection closed".into()));
+                }
+                Err(error) => on(Followed::Lost(error.to_string())),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
     }
 
     /// Best-effort `PUBLISH <prefix><name> <message>` in the background: for hints whose loss
