@@ -4,8 +4,9 @@
 #
 # Runs the local stores (PostgreSQL, Redis, Garage S3) from one git-ignored state folder, on ports
 # that do not clash with system services, and installs whatever is missing (apt for PostgreSQL,
-# Redis and swaks; `cargo install` for Garage). Every ensure_* function is idempotent: it reuses
-# what is already initialised and running, and starts only what is not.
+# Redis, swaks and python3-venv; `cargo install` for Garage; pip, into a venv, for the Python tools
+# of the tests). Every ensure_* function is idempotent: it reuses what is already initialised and
+# running, and starts only what is not.
 
 OPS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$OPS_DIR/.." && pwd -P)
@@ -26,6 +27,8 @@ GARAGE_DIR="$STATE/garage"
 GARAGE_CONF="$GARAGE_DIR/garage.toml"
 GARAGE_CREDENTIALS="$GARAGE_DIR/credentials.env"
 TEST_ENV="$STATE/test.env"
+PYTHON_VENV="$STATE/venv"
+PYTHON_REQUIREMENTS="$OPS_DIR/python-requirements.txt"
 
 ADMIN_API_ADDR=127.0.0.1:8080
 METRICS_ADDR=127.0.0.1:9104
@@ -194,7 +197,7 @@ pg_bindir() {
     fi
 }
 
-# Installs, in one apt-get run, the packages behind the named needs: postgres, redis, swaks.
+# Installs, in one apt-get run, the packages behind the named needs: postgres, redis, swaks, python.
 ensure_packages() { # needs...
     local need packages=()
     for need in "$@"; do
@@ -207,6 +210,12 @@ ensure_packages() { # needs...
             swaks)
                 # libnet-ssleay-perl gives swaks its STARTTLS/TLS support.
                 command -v swaks >/dev/null 2>&1 || packages+=(swaks libnet-ssleay-perl)
+                ;;
+            python)
+                # Debian's python3 has the venv module but leaves ensurepip (which venv needs to put
+                # pip into the venv) to python3-venv.
+                python3 -m venv --help >/dev/null 2>&1 && python3 -c 'import ensurepip' >/dev/null 2>&1 ||
+                    packages+=(python3 python3-venv)
                 ;;
             *) die "ensure_packages: unknown need '$need'" ;;
         esac
@@ -586,6 +595,52 @@ stop_stores() {
     stop_redis
     stop_garage
     stop_postgres
+}
+
+# ---------------------------------------------------------------------------------------------
+# Python tools of the tests (tests/tools/: an SMTP receiver, a DKIM verifier)
+
+# A venv in .state/venv holding the pinned packages of ops/python-requirements.txt; reinstalled only
+# when that file changed (its hash is kept in the venv). Adds MAILCLUSTER_TEST_VENV to
+# .state/test.env, so run ensure_stores (which rewrites that file) first.
+ensure_python_tools() {
+    local wanted installed="" stamp="$PYTHON_VENV/requirements.sha256" logfile="$LOG_DIR/pip.log"
+    local line="export MAILCLUSTER_TEST_VENV=$PYTHON_VENV"
+    make_state_dirs
+    ensure_packages python
+    # One install at a time per checkout (e.g. two ops/test started together).
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>"$RUN_DIR/venv.lock"
+        flock -w 600 9 || die "another ops script holds $RUN_DIR/venv.lock"
+    fi
+    wanted=$(sha256sum <"$PYTHON_REQUIREMENTS" | cut -d' ' -f1)
+    # A venv whose python no longer runs (e.g. the system python was upgraded) is made anew.
+    if [ -x "$PYTHON_VENV/bin/python" ] && "$PYTHON_VENV/bin/python" -c '' >/dev/null 2>&1; then
+        [ -s "$stamp" ] && installed=$(<"$stamp")
+    else
+        log "creating the Python venv $PYTHON_VENV"
+        rm -rf "$PYTHON_VENV"
+        python3 -m venv "$PYTHON_VENV" >>"$logfile" 2>&1 || {
+            tail -n 30 "$logfile" >&2 || true
+            die "python3 -m venv $PYTHON_VENV failed (log: $logfile)"
+        }
+    fi
+    if [ "$installed" != "$wanted" ]; then
+        log "installing the Python test tools with pip (log: $logfile)"
+        rm -f "$stamp"
+        "$PYTHON_VENV/bin/python" -m pip install --disable-pip-version-check --no-input \
+            -r "$PYTHON_REQUIREMENTS" </dev/null >>"$logfile" 2>&1 || {
+            tail -n 30 "$logfile" >&2 || true
+            die "pip install -r $PYTHON_REQUIREMENTS failed (log: $logfile)"
+        }
+        echo "$wanted" >"$stamp"
+    fi
+    if [ -e "$TEST_ENV" ] && ! grep -qxF "$line" "$TEST_ENV"; then
+        echo "$line" >>"$TEST_ENV"
+    fi
+    if command -v flock >/dev/null 2>&1; then
+        exec 9>&-
+    fi
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod delivery;
+pub mod dns;
+pub mod sink;
 pub mod smtp;
 
 pub use smtp::IngressProcess;

@@ -11,9 +11,26 @@ use mc_smtp::dsn::{Action, Notification, RecipientReport, Return};
 use std::time::Duration;
 
 /// Why a recipient failed: its enhanced status code and the explanation for the sender.
+#[derive(Debug, Clone)]
 pub struct Failure {
-    pub status: &'static str,
+    pub status: String,
     pub diagnostic: String,
+    /// The server that refused the recipient, if one did (DSN `Remote-MTA`).
+    pub remote_mta: Option<String>,
+}
+
+impl Failure {
+    pub fn new(status: &str, diagnostic: String) -> Self {
+        Self::new_owned(status.to_string(), diagnostic)
+    }
+
+    pub fn new_owned(status: String, diagnostic: String) -> Self {
+        Self {
+            status,
+            diagnostic,
+            remote_mta: None,
+        }
+    }
 }
 
 /// Whether the sender asked to hear about failures: yes unless the sender is `<>` (bounces are
@@ -91,8 +108,8 @@ async fn build(ctx: &Ctx, recipient: &Claimed, failure: &Failure) -> Result<NewE
         final_recipient: &recipient.address,
         original_recipient: recipient.dsn_orcpt.as_deref(),
         action: Action::Failed,
-        status: failure.status,
-        remote_mta: None,
+        status: &failure.status,
+        remote_mta: failure.remote_mta.as_deref(),
         diagnostic: &failure.diagnostic,
     }];
     let body = Notification {

@@ -28,6 +28,8 @@ pub struct DeliverySection {
     pub hostname: String,
     /// How long a bounce stays queued before it is given up (bounces are never bounced).
     pub bounce_lifetime_secs: u64,
+    /// How long a forward to a remote address (queued by the worker) keeps being tried.
+    pub forward_lifetime_secs: u64,
     /// Largest original attached whole to a bounce when the sender asked for `RET=FULL`;
     /// above it (and by default) only the header section is attached.
     pub bounce_max_original_bytes: u64,
@@ -46,6 +48,38 @@ pub struct DeliverySection {
     pub housekeeping_interval_secs: u64,
     /// How long a body stays after the last reference to it went (longer than any upload).
     pub collect_grace_secs: u64,
+    /// Retries of a remote recipient after its first attempt before it bounces (the
+    /// reference server: 4, so 5 attempts); routes may set their own.
+    pub retries: u32,
+    /// Each retry waits `retry_minutes × retry_backoff^(retries so far)`, at most a day.
+    pub retry_backoff: f64,
+    /// The name given in EHLO to remote servers (default: `hostname`). It should resolve to
+    /// the address the worker connects from.
+    pub helo_name: Option<String>,
+    /// TCP port of MX hosts (25; tests point it elsewhere). Routes and the relayer name their own.
+    pub remote_port: u16,
+    /// DNS servers for MX and address lookups (`ip:port`); empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// Addresses that are this cluster itself: an MX or relayer resolving into them is a mail
+    /// loop and the recipient bounces (the reference server's loop guard). Routes are exempt.
+    /// Default: the loopback networks.
+    pub own_networks: Vec<ipnet::IpNet>,
+    /// Extra PEM CA certificates trusted for remote servers' certificates, next to the
+    /// system's trust store.
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Most recipients in one outbound transaction (the reference server: 100); the rest go
+    /// in further transactions.
+    pub max_recipients_per_transaction: usize,
+    /// Seconds to wait for a TCP connection to a remote server.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for each reply of a remote server (RFC 5321 4.5.3.2: 5 minutes; the
+    /// reply after the message data gets twice as long).
+    pub command_timeout_secs: u64,
+    /// Seconds an idle connection to a remote server is kept for the next message to the same
+    /// destination; 0 closes after every message.
+    pub connection_idle_secs: u64,
+    /// Messages with more `Received:` header fields than this bounce as a mail loop (5.4.6).
+    pub max_received_headers: usize,
 }
 
 impl Default for DeliverySection {
@@ -53,6 +87,7 @@ impl Default for DeliverySection {
         Self {
             hostname: "localhost".into(),
             bounce_lifetime_secs: 5 * 24 * 3600,
+            forward_lifetime_secs: 5 * 24 * 3600,
             bounce_max_original_bytes: 1024 * 1024,
             claim_batch: 64,
             concurrency: 16,
@@ -61,6 +96,21 @@ impl Default for DeliverySection {
             retry_minutes: 60,
             housekeeping_interval_secs: 60,
             collect_grace_secs: 3600,
+            retries: 4,
+            retry_backoff: 1.0,
+            helo_name: None,
+            remote_port: 25,
+            dns_servers: Vec::new(),
+            own_networks: ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .filter_map(|net| net.parse().ok())
+                .collect(),
+            tls_ca_file: None,
+            max_recipients_per_transaction: 100,
+            connect_timeout_secs: 30,
+            command_timeout_secs: 300,
+            connection_idle_secs: 10,
+            max_received_headers: 50,
         }
     }
 }
@@ -126,6 +176,38 @@ impl ServiceConfig for WorkerConfig {
             (600..=30 * 86_400).contains(&delivery.collect_grace_secs),
             "collect_grace_secs",
             "must be between 600 (longer than any upload) and 2592000",
+        );
+        check(delivery.retries <= 1000, "retries", "must be at most 1000");
+        check(
+            (1.0..=10.0).contains(&delivery.retry_backoff),
+            "retry_backoff",
+            "must be between 1.0 (fixed interval) and 10.0",
+        );
+        check(delivery.remote_port != 0, "remote_port", "must not be 0");
+        check(
+            (1..=1000).contains(&delivery.max_recipients_per_transaction),
+            "max_recipients_per_transaction",
+            "must be between 1 and 1000",
+        );
+        check(
+            (1..=600).contains(&delivery.connect_timeout_secs),
+            "connect_timeout_secs",
+            "must be between 1 and 600",
+        );
+        check(
+            (1..=3600).contains(&delivery.command_timeout_secs),
+            "command_timeout_secs",
+            "must be between 1 and 3600",
+        );
+        check(
+            delivery.connection_idle_secs <= 300,
+            "connection_idle_secs",
+            "must be at most 300",
+        );
+        check(
+            (5..=1000).contains(&delivery.max_received_headers),
+            "max_received_headers",
+            "must be between 5 and 1000",
         );
         check(
             (1..=10_080).contains(&delivery.retry_minutes),

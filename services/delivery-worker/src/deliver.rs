@@ -1,64 +1,126 @@
-//! One claimed recipient: resolve it again (the directory may have changed since it was
-//! queued), put a copy into every local account it reaches, and record the outcome under the
-//! lease. A recipient the directory now refuses fails with a bounce; what cannot be done yet
-//! (remote targets) defers the recipient with a reason, and fails with a bounce once the entry
-//! has expired.
+//! The claimed recipients of one message at one domain: each is resolved again (the directory
+//! may have changed since it was queued). A hosted one gets a copy in every local account it
+//! reaches, and its remote targets (forwards, aliases or list members elsewhere) are queued
+//! anew; one not hosted here goes to `remote`. Every outcome is recorded under the lease. A
+//! recipient the directory now refuses fails with a bounce; one that keeps failing
+//! temporarily fails with a bounce once its entry expires (or, remote, after its retries).
 
 use crate::Ctx;
 use crate::bounce::{self, Failure, Recorded};
+use crate::remote::RetryPolicy;
 use mc_directory::{Rejection, Resolved, Target};
+use mc_mailstore::blob::BlobKey;
 use mc_mailstore::{Delivery, INBOX, Mailstore};
 use mc_queue::lease::{Claimed, LeaseError};
+use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient};
 use std::time::Duration;
 
-enum Outcome {
+#[derive(Clone)]
+pub enum Outcome {
     Delivered,
+    /// Delivered, and these remote forwards are to be queued with the delivered mark.
+    Forwarded(Vec<NewEntry>),
     Deferred(String),
     Failed(Failure),
     /// The lease was lost while working: another worker owns the recipient, nothing is recorded.
     Fenced,
 }
 
-pub async fn one(ctx: &Ctx, recipient: Claimed) {
-    let outcome = match attempt(ctx, &recipient).await {
-        Ok(outcome) => outcome,
-        Err(reason) => Outcome::Deferred(reason),
-    };
-    // The last attempt of an expired entry: what would wait fails instead (RFC 5321 4.5.4.1).
+/// What the local step decided for a recipient.
+enum Local {
+    Done(Outcome),
+    /// Not hosted here: delivered remotely, with the other recipients of its message at its
+    /// domain.
+    Remote,
+}
+
+/// The domain of an address, lower-cased (the grouping key for remote delivery).
+pub fn domain_of(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// Delivers the recipients of one message at one domain (claimed together): local ones each
+/// on their own, remote ones in shared transactions.
+pub async fn group(ctx: &Ctx, recipients: Vec<Claimed>) {
+    let mut remote = Vec::new();
+    for recipient in &recipients {
+        let outcome = match local(ctx, recipient).await {
+            Ok(Local::Done(outcome)) => outcome,
+            Ok(Local::Remote) => {
+                remote.push(recipient);
+                continue;
+            }
+            Err(reason) => Outcome::Deferred(reason),
+        };
+        record(ctx, recipient, outcome, None).await;
+    }
+    let Some(first) = remote.first() else { return };
+    let domain = domain_of(&first.address);
+    let (outcomes, policy) = crate::remote::deliver(ctx, &domain, &remote).await;
+    for (recipient, outcome) in remote.into_iter().zip(outcomes) {
+        record(ctx, recipient, outcome, Some(policy)).await;
+    }
+}
+
+/// Records an outcome under the recipient's lease. `policy` is the remote retry policy (local
+/// deferrals wait `retry_minutes` and give up only when the entry expires).
+async fn record(ctx: &Ctx, recipient: &Claimed, outcome: Outcome, policy: Option<RetryPolicy>) {
+    let exhausted =
+        policy.is_some_and(|p| recipient.attempts > i32::try_from(p.retries).unwrap_or(i32::MAX));
+    // The last attempt: what would wait fails instead (RFC 5321 4.5.4.1).
     let outcome = match outcome {
-        Outcome::Deferred(reason) if recipient.expired => Outcome::Failed(Failure {
-            status: "4.4.7",
-            diagnostic: format!("4.4.7 message expired in the queue; last error: {reason}"),
-        }),
+        Outcome::Deferred(reason) if recipient.expired || exhausted => {
+            let why = if recipient.expired {
+                "message expired in the queue"
+            } else {
+                "delivery attempts exhausted"
+            };
+            Outcome::Failed(Failure::new(
+                "4.4.7",
+                format!(
+                    "4.4.7 {why} after {} attempt(s); last error: {reason}",
+                    recipient.attempts
+                ),
+            ))
+        }
         outcome => outcome,
     };
     let lease = recipient.lease();
     let recorded = match &outcome {
         Outcome::Fenced => Err(LeaseError::Fenced(mc_queue::lease::Fenced::of(lease))),
         Outcome::Delivered => ctx.queue.delivered(lease).await.map(|()| "delivered"),
+        Outcome::Forwarded(entries) => ctx
+            .queue
+            .delivered_with(lease, entries)
+            .await
+            .map(|()| "delivered"),
         Outcome::Deferred(reason) => {
-            let retry = Duration::from_secs(ctx.config.retry_minutes * 60);
+            let minutes = policy.map_or(ctx.config.retry_minutes, |p| u64::from(p.retry_minutes));
+            let retry = retry_delay(minutes, ctx.config.retry_backoff, recipient.attempts);
             ctx.queue
                 .defer(lease, reason, retry)
                 .await
                 .map(|()| "deferred")
         }
-        Outcome::Failed(failure) => bounce::fail(ctx, &recipient, failure)
-            .await
-            .map(|recorded| match recorded {
+        Outcome::Failed(failure) => bounce::fail(ctx, recipient, failure).await.map(|recorded| {
+            match recorded {
                 Recorded::Failed => "failed",
                 Recorded::Bounced => "bounced",
                 Recorded::Deferred(reason) => {
                     tracing::warn!(%reason, recipient = recipient.recipient_id, "bounce postponed");
                     "deferred"
                 }
-            }),
+            }
+        }),
     };
     match recorded {
         Ok(label) => {
             ctx.metrics.outcome(label);
             let reason = match &outcome {
-                Outcome::Delivered | Outcome::Fenced => "",
+                Outcome::Delivered | Outcome::Forwarded(_) | Outcome::Fenced => "",
                 Outcome::Deferred(reason) => reason.as_str(),
                 Outcome::Failed(failure) => failure.diagnostic.as_str(),
             };
@@ -82,8 +144,15 @@ pub async fn one(ctx: &Ctx, recipient: Claimed) {
     }
 }
 
+/// `minutes × backoff^(attempts − 1)`, at most a day.
+fn retry_delay(minutes: u64, backoff: f64, attempts: i32) -> Duration {
+    let exponent = attempts.saturating_sub(1).clamp(0, 64);
+    let seconds = (minutes as f64 * 60.0) * backoff.powi(exponent);
+    Duration::from_secs_f64(seconds.clamp(60.0, 86_400.0))
+}
+
 /// Delivers every local copy; returns what to record, or why to try again later.
-async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
+async fn local(ctx: &Ctx, recipient: &Claimed) -> Result<Local, String> {
     let resolved = ctx
         .directory
         .resolve(&recipient.address)
@@ -91,11 +160,7 @@ async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
         .map_err(|error| format!("4.3.0 directory unavailable: {error}"))?;
     let targets = match resolved {
         Resolved::Deliver { targets, .. } => targets,
-        Resolved::NotHosted => {
-            return Ok(Outcome::Deferred(
-                "4.4.0 remote delivery is not available in this version yet".into(),
-            ));
-        }
+        Resolved::NotHosted => return Ok(Local::Remote),
         Resolved::Rejected(rejection) => {
             let status = match rejection {
                 Rejection::UnknownUser => "5.1.1",
@@ -105,16 +170,16 @@ async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
                 | Rejection::ListDisabled
                 | Rejection::DomainDisabled => "5.2.1",
             };
-            return Ok(Outcome::Failed(Failure {
+            return Ok(Local::Done(Outcome::Failed(Failure::new(
                 status,
-                diagnostic: format!("550 {status} {rejection}"),
-            }));
+                format!("550 {status} {rejection}"),
+            ))));
         }
     };
     // One copy per message and mailbox: two recipients of one message that reach the same
     // account (an alias and the account itself) share the key, so the second finds the first.
     let key = recipient.queue_id.to_string();
-    let mut remote = 0;
+    let mut forwards = Vec::new();
     for target in &targets {
         match target {
             Target::Account(account) => {
@@ -129,7 +194,7 @@ async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
                 // The copy is written under the lease: a worker that lost it writes nothing.
                 let mut transaction = match ctx.queue.begin_fenced(recipient.lease()).await {
                     Ok(transaction) => transaction,
-                    Err(LeaseError::Fenced(_)) => return Ok(Outcome::Fenced),
+                    Err(LeaseError::Fenced(_)) => return Ok(Local::Done(Outcome::Fenced)),
                     Err(LeaseError::Queue(error)) => return Err(format!("4.3.0 queue: {error}")),
                 };
                 let placed = match Mailstore::deliver_in(&mut transaction, &delivery).await {
@@ -152,14 +217,42 @@ async fn attempt(ctx: &Ctx, recipient: &Claimed) -> Result<Outcome, String> {
                     }
                 }
             }
-            Target::External(_) => remote += 1,
+            Target::External(address) => forwards.push(NewRecipient {
+                address: address.clone(),
+                dsn_notify: recipient.dsn_notify.clone(),
+                dsn_orcpt: recipient
+                    .dsn_orcpt
+                    .clone()
+                    .or_else(|| Some(format!("rfc822;{}", recipient.address))),
+            }),
         }
     }
-    if remote > 0 {
-        // The local copies stay (a retry finds them); only the remote part waits.
-        return Ok(Outcome::Deferred(format!(
-            "4.4.0 {remote} remote target(s): remote delivery is not available in this version yet"
-        )));
+    if forwards.is_empty() {
+        return Ok(Local::Done(Outcome::Delivered));
     }
-    Ok(Outcome::Delivered)
+    // Remote targets (forwards, aliases or list members elsewhere) become one new entry for
+    // the same body, from the same sender, queued with the delivered mark.
+    let blob_key =
+        BlobKey::parse(&recipient.blob_key).map_err(|e| format!("4.3.0 body key: {e}"))?;
+    let number = |value: i64| u64::try_from(value).map_err(|e| format!("4.3.0 body location: {e}"));
+    let entry = NewEntry {
+        body: BodyLocation {
+            blob_key,
+            blob_size: number(recipient.blob_size)?,
+            offset: number(recipient.blob_offset)?,
+            size: number(recipient.size_bytes)?,
+        },
+        envelope: Envelope {
+            id: Envelope::new_id(),
+            sender: recipient.sender.clone(),
+            client_ip: None,
+            client_helo: None,
+            auth_user: None,
+            dsn_ret: recipient.dsn_ret.clone(),
+            dsn_envid: recipient.dsn_envid.clone(),
+            recipients: forwards,
+            lifetime: Duration::from_secs(ctx.config.forward_lifetime_secs),
+        },
+    };
+    Ok(Local::Done(Outcome::Forwarded(vec![entry])))
 }

@@ -11,9 +11,12 @@
 //! undelivered when its entry expires, fails with an RFC 3464 bounce to the sender, queued in the
 //! same transaction that records the failure (`bounce`).
 //!
-//! Not built yet: remote delivery (MX, routes, relayer, DKIM), forwarding, auto-reply and quota
-//! checks. A recipient that needs any of them is deferred with a message saying so, never
-//! dropped: it stays queued and is delivered once that part exists (or bounced at expiry).
+//! Recipients not hosted here go to their domain's route, the relayer, or its MX hosts
+//! (`remote`), DKIM-signed for our domains; the recipients of one message at one domain share
+//! one transaction. Remote targets of hosted recipients (forwards, aliases, list members
+//! elsewhere) are queued as a new entry in the transaction that marks the recipient delivered.
+//!
+//! Not built yet: auto-reply and quota checks at delivery.
 //!
 //! It trusts its configuration and the stores; it must never mark a recipient delivered before
 //! every local copy is committed, and never act on a recipient whose lease it lost.
@@ -23,6 +26,7 @@ mod bounce;
 pub mod config;
 mod deliver;
 mod metrics;
+pub mod remote;
 
 use crate::config::WorkerConfig;
 use mc_directory::Directory;
@@ -43,6 +47,7 @@ pub struct Ctx {
     pub blobs: Arc<dyn mc_mailstore::BlobStore>,
     pub redis: Option<RedisStore>,
     pub metrics: metrics::Metrics,
+    pub remote: remote::Remote,
 }
 
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -58,6 +63,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
             }
         },
     };
+    // Before readiness: loading the trust store and the DNS configuration takes a moment.
+    let remote = remote::Remote::new(
+        &config.delivery,
+        mc_policy::DeliverySettings::new(pool.clone()),
+    )?;
     let mut registry = mc_runtime::metrics::registry("delivery-worker");
     let metrics = metrics::Metrics::register(&mut registry);
     let readiness = Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
@@ -75,6 +85,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         blobs: config.blob.open()?,
         redis: redis.clone(),
         metrics,
+        remote,
     });
     let wake = Arc::new(Notify::new());
     let hints =
@@ -119,13 +130,28 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
         ctx.metrics.claimed.inc_by(claimed.len() as u64);
         // Work in hand is finished even during shutdown: every copy is idempotent, and the
         // leases would only make the recipients wait for their expiry.
-        futures::stream::iter(claimed)
-            .for_each_concurrent(ctx.config.concurrency, |recipient| {
+        futures::stream::iter(groups(claimed))
+            .for_each_concurrent(ctx.config.concurrency, |group| {
                 let ctx = ctx.clone();
-                async move { deliver::one(&ctx, recipient).await }
+                async move { deliver::group(&ctx, group).await }
             })
             .await;
     }
+}
+
+/// Claimed recipients grouped by message and domain, in claim order.
+fn groups(claimed: Vec<mc_queue::lease::Claimed>) -> Vec<Vec<mc_queue::lease::Claimed>> {
+    let mut index = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<mc_queue::lease::Claimed>> = Vec::new();
+    for recipient in claimed {
+        let key = (recipient.queue_id, deliver::domain_of(&recipient.address));
+        let slot = *index.entry(key).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[slot].push(recipient);
+    }
+    groups
 }
 
 /// Every interval: removes finished queue entries, then collects what nothing references.

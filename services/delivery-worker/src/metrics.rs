@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -21,6 +22,15 @@ pub struct Metrics {
     pub claimed: Counter,
     pub recipients: Family<OutcomeLabels, Counter>,
     pub local_copies: Counter,
+    pub remote_connections: Family<ResultLabels, Counter>,
+    pub remote_tls: Family<ResultLabels, Counter>,
+    pub dkim_signed: Counter,
+    pub attempt_seconds: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: &'static str,
 }
 
 impl Metrics {
@@ -31,7 +41,33 @@ impl Metrics {
             claimed: Counter::default(),
             recipients: Family::default(),
             local_copies: Counter::default(),
+            remote_connections: Family::default(),
+            remote_tls: Family::default(),
+            dkim_signed: Counter::default(),
+            attempt_seconds: Histogram::new([
+                0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+            ]),
         };
+        registry.register(
+            "remote_connections",
+            "Connections to remote servers by result (opened, reused, refused)",
+            metrics.remote_connections.clone(),
+        );
+        registry.register(
+            "remote_tls",
+            "New remote connections by TLS result (none, verified, unverified)",
+            metrics.remote_tls.clone(),
+        );
+        registry.register(
+            "dkim_signed",
+            "Outbound messages signed with DKIM",
+            metrics.dkim_signed.clone(),
+        );
+        registry.register(
+            "remote_attempt_duration_seconds",
+            "Time of one remote delivery attempt to one address (connect to last reply)",
+            metrics.attempt_seconds.clone(),
+        );
         registry.register(
             "claimed",
             "Recipients claimed from the queue",
@@ -59,6 +95,18 @@ impl Metrics {
         self.housekeeping
             .get_or_create(&KindLabels { kind })
             .inc_by(count);
+    }
+
+    pub fn connections(&self, result: &'static str) {
+        self.remote_connections
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn tls(&self, result: &'static str) {
+        self.remote_tls
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     pub fn outcome(&self, outcome: &'static str) {

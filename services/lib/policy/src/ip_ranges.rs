@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 pub enum PolicyError {
     #[error("{0}")]
     Invalid(String),
-    #[error("IP range {0} does not exist")]
+    #[error("{0} does not exist")]
     NotFound(String),
     #[error("an IP range named {0} already exists")]
     AlreadyExists(String),
@@ -165,7 +165,7 @@ impl IpRanges {
                 .fetch_optional(&self.pool)
                 .await?;
         row.map(IpRange::from)
-            .ok_or_else(|| PolicyError::NotFound(name.to_string()))
+            .ok_or_else(|| PolicyError::NotFound(format!("IP range {name}")))
     }
 
     pub async fn create(&self, new: &NewIpRange) -> Result<IpRange, PolicyError> {
@@ -233,7 +233,7 @@ impl IpRanges {
             .execute(&self.pool)
             .await?;
         if removed.rows_affected() == 0 {
-            return Err(PolicyError::NotFound(name.to_string()));
+            return Err(PolicyError::NotFound(format!("IP range {name}")));
         }
         Ok(())
     }

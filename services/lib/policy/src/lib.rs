@@ -7,6 +7,11 @@
 //! live range gets no service at all. Greylisting, auto-ban and rate limits join this crate later.
 #![forbid(unsafe_code)]
 
+mod delivery;
 mod ip_ranges;
 
+pub use delivery::{
+    DeliverySettings, DkimRecord, DkimSigningKey, NewRelayer, NewRoute, NextHop, Relayer, Route,
+    TlsMode,
+};
 pub use ip_ranges::{IpRange, IpRanges, NewIpRange, PolicyError, canonical_ip};

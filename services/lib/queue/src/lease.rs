@@ -41,6 +41,8 @@ pub struct Claimed {
     pub message_id: i64,
     pub blob_key: String,
     pub blob_offset: i64,
+    /// Size of the whole blob the message lies in (packed blobs hold several).
+    pub blob_size: i64,
     pub size_bytes: i64,
     /// When the message was accepted.
     pub received_at: time::OffsetDateTime,
@@ -102,6 +104,36 @@ fn fenced(lease: Lease, changed: u64) -> Result<(), LeaseError> {
     }
 }
 
+async fn mark_delivered<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    lease: Lease,
+) -> Result<(), LeaseError> {
+    let done = sqlx::query(
+        "UPDATE queue_recipients SET state = 'delivered', last_error = NULL, updated_at = now()
+          WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+    )
+    .bind(lease.recipient_id)
+    .bind(lease.epoch)
+    .execute(executor)
+    .await?;
+    fenced(lease, done.rows_affected())
+}
+
+/// Commits what was written, or rolls back now (rather than when the connection is next
+/// used, see `begin_fenced`).
+async fn finish(
+    transaction: sqlx::Transaction<'static, sqlx::Postgres>,
+    written: Result<(), LeaseError>,
+) -> Result<(), LeaseError> {
+    match written {
+        Ok(()) => Ok(transaction.commit().await?),
+        Err(error) => {
+            let _ = transaction.rollback().await;
+            Err(error)
+        }
+    }
+}
+
 async fn mark_failed<'e>(
     executor: impl sqlx::PgExecutor<'e>,
     lease: Lease,
@@ -146,10 +178,12 @@ impl Queue {
              )
              SELECT c.id AS recipient_id, c.epoch, c.queue_id, c.address, c.attempts, c.dsn_notify,
                     c.dsn_orcpt, e.sender, e.dsn_ret, e.dsn_envid, m.id AS message_id, m.blob_key,
-                    m.blob_offset, m.size_bytes, e.received_at, e.expires_at <= now() AS expired
+                    m.blob_offset, b.size_bytes AS blob_size, m.size_bytes, e.received_at,
+                    e.expires_at <= now() AS expired
                FROM claimed c
                JOIN queue_entries e ON e.id = c.queue_id
                JOIN messages m ON m.id = e.message_id
+               JOIN blobs b ON b.blob_key = m.blob_key
               ORDER BY c.id",
         )
         .bind(limit)
@@ -175,15 +209,28 @@ impl Queue {
 
     /// The recipient was delivered.
     pub async fn delivered(&self, lease: Lease) -> Result<(), LeaseError> {
-        let done = sqlx::query(
-            "UPDATE queue_recipients SET state = 'delivered', last_error = NULL, updated_at = now()
-              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
-        )
-        .bind(lease.recipient_id)
-        .bind(lease.epoch)
-        .execute(&self.pool)
-        .await?;
-        fenced(lease, done.rows_affected())
+        mark_delivered(&self.pool, lease).await
+    }
+
+    /// The recipient was delivered, and these new entries (its forwards to remote addresses)
+    /// are queued in the same transaction: a fenced worker queues nothing, and a crash before
+    /// the commit leaves the recipient to be tried again with nothing queued twice.
+    pub async fn delivered_with(
+        &self,
+        lease: Lease,
+        entries: &[NewEntry],
+    ) -> Result<(), LeaseError> {
+        if entries.is_empty() {
+            return self.delivered(lease).await;
+        }
+        let mut transaction = self.pool.begin().await?;
+        let written = match mark_delivered(&mut *transaction, lease).await {
+            Ok(()) => crate::batch::enqueue(&mut *transaction, entries)
+                .await
+                .map_err(LeaseError::from),
+            Err(error) => Err(error),
+        };
+        finish(transaction, written).await
     }
 
     /// A temporary failure: try again after `retry_in`.
@@ -255,13 +302,6 @@ impl Queue {
                 .map_err(LeaseError::from),
             Err(error) => Err(error),
         };
-        match written {
-            Ok(()) => Ok(transaction.commit().await?),
-            Err(error) => {
-                // Now rather than when the connection is next used (see `begin_fenced`).
-                let _ = transaction.rollback().await;
-                Err(error)
-            }
-        }
+        finish(transaction, written).await
     }
 }
