@@ -16,7 +16,7 @@ pub mod openapi;
 use crate::api::AppState;
 use crate::config::AdminConfig;
 use mc_directory::Directory;
-use mc_policy::IpRanges;
+use mc_policy::{DeliverySettings, IpRanges};
 use mc_runtime::ops::Readiness;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -53,6 +53,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
         redis,
         directory: Directory::new(pool.clone()),
         ip_ranges: IpRanges::new(pool.clone()),
+        delivery: DeliverySettings::new(pool.clone()),
         token: Arc::new(token),
         metrics,
     };

@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists and IP ranges. Every /api/v1 route needs `Authorization: Bearer <token>`."),
+    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists, IP ranges, routes, the relayer and DKIM keys. Every /api/v1 route needs `Authorization: Bearer <token>`."),
     paths(
         list_domains, create_domain, show_domain, update_domain, remove_domain,
         add_domain_alias, remove_domain_alias, set_catch_all, clear_catch_all,
@@ -17,6 +17,8 @@ use utoipa::{Modify, OpenApi};
         list_aliases, create_alias, show_alias, update_alias, remove_alias,
         list_lists, create_list, show_list, update_list, remove_list, add_list_member, remove_list_member,
         list_ip_ranges, create_ip_range, show_ip_range, remove_ip_range,
+        list_routes, set_route, remove_route, show_relayer, set_relayer, clear_relayer,
+        generate_dkim, show_dkim,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

@@ -3,7 +3,7 @@
 
 use mc_admin::api::AppState;
 use mc_directory::Directory;
-use mc_policy::IpRanges;
+use mc_policy::{DeliverySettings, IpRanges};
 use mc_testkit::TestDatabase;
 use mc_types::Secret;
 use reqwest::StatusCode;
@@ -33,6 +33,7 @@ async fn start() -> Api {
         redis: None,
         directory: Directory::new(db.pool.clone()),
         ip_ranges: IpRanges::new(db.pool.clone()),
+        delivery: DeliverySettings::new(db.pool.clone()),
         token: Arc::new(Secret::new(TOKEN.to_string())),
         metrics: mc_admin::metrics::ApiMetrics::register(&mut registry),
     };
@@ -177,6 +178,9 @@ async fn openapi_document_is_served_without_auth_and_lists_the_routes() {
         "/api/v1/accounts/{address}",
         "/api/v1/lists/{address}/members",
         "/api/v1/ip-ranges",
+        "/api/v1/routes/{domain}",
+        "/api/v1/relayer",
+        "/api/v1/domains/{domain}/dkim",
     ] {
         assert!(
             paths.contains_key(path),
@@ -447,4 +451,134 @@ async fn ip_ranges_are_listed_added_and_removed() {
         api.delete("/ip-ranges/office").await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+#[tokio::test]
+async fn routes_are_upserted_listed_and_removed_without_ever_showing_a_password() {
+    let api = start().await;
+    let (status, route) = api
+        .post(
+            "/routes",
+            json!({ "domain": "*.Example.org", "host": "relay.example.net", "port": 2525,
+                    "tls": "required", "username": "u", "password": "route-secret-1" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{route}");
+    assert_eq!(route["domain"], "*.example.org");
+    assert_eq!(route["tls"], "required");
+    assert!(route.get("password").is_none(), "{route}");
+    let (status, replaced) = api
+        .post(
+            "/routes",
+            json!({ "domain": "*.example.org", "host": "::1", "retries": 3 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(
+        (&replaced["host"], &replaced["port"], &replaced["tls"]),
+        (&json!("::1"), &json!(25), &json!("optional"))
+    );
+    let (_, routes) = api.get("/routes").await;
+    assert_eq!(routes.as_array().unwrap().len(), 1, "{routes}");
+    assert!(!routes.to_string().contains("route-secret-1"));
+
+    let (status, error) = api
+        .post(
+            "/routes",
+            json!({ "domain": "x.example.org", "host": "h.example.org", "port": 0 }),
+        )
+        .await;
+    assert_eq!((status, kind(&error)), (StatusCode::BAD_REQUEST, "invalid"));
+    let (status, error) = api
+        .post(
+            "/routes",
+            json!({ "domain": "x.example.org", "host": "h.example.org", "username": "u" }),
+        )
+        .await;
+    assert_eq!((status, kind(&error)), (StatusCode::BAD_REQUEST, "invalid"));
+
+    assert_eq!(
+        api.delete("/routes/%2A.example.org").await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, error) = api.delete("/routes/%2A.example.org").await;
+    assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+#[tokio::test]
+async fn the_relayer_is_set_shown_and_cleared() {
+    let api = start().await;
+    let (status, error) = api.get("/relayer").await;
+    assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, relayer) = api
+        .call(
+            reqwest::Method::PUT,
+            "/relayer",
+            Some(
+                json!({ "host": "smarthost.example.net", "port": 587, "tls": "required",
+                         "username": "u", "password": "relayer-secret-1" }),
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{relayer}");
+    assert_eq!(relayer["port"], 587);
+    let (status, shown) = api.get("/relayer").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(shown["username"], "u");
+    assert!(!shown.to_string().contains("relayer-secret-1"), "{shown}");
+    assert_eq!(api.delete("/relayer").await.0, StatusCode::NO_CONTENT);
+    assert_eq!(api.delete("/relayer").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn dkim_keys_are_generated_for_hosted_domains_only() {
+    let api = start().await;
+    api.post("/domains", json!({ "name": "example.test" }))
+        .await;
+    let (status, error) = api.get("/domains/example.test/dkim").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no DKIM key"),
+        "{error}"
+    );
+
+    // No body at all: the default selector.
+    let response = api
+        .http
+        .post(format!("{}/api/v1/domains/example.test/dkim", api.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let record: Value = response.json().await.unwrap();
+    assert_eq!(record["txt_name"], "mail._domainkey.example.test");
+    assert!(
+        record["txt_value"]
+            .as_str()
+            .unwrap()
+            .starts_with("v=DKIM1; k=rsa; p=MII")
+    );
+
+    let (status, record) = api
+        .post("/domains/example.test/dkim", json!({ "selector": "s2026" }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{record}");
+    assert_eq!(record["selector"], "s2026");
+    assert_eq!(api.get("/domains/example.test/dkim").await.1, record);
+
+    let (status, error) = api
+        .post(
+            "/domains/example.test/dkim",
+            json!({ "selector": "no way" }),
+        )
+        .await;
+    assert_eq!((status, kind(&error)), (StatusCode::BAD_REQUEST, "invalid"));
+    let (status, error) = api.post("/domains/unknown.test/dkim", json!({})).await;
+    assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, error) = api.get("/domains/unknown.test/dkim").await;
+    assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
 }

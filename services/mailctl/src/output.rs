@@ -248,3 +248,50 @@ pub fn ip_ranges(value: &Value) {
         rows,
     );
 }
+
+pub fn routes(value: &Value) {
+    let rows = items(value)
+        .iter()
+        .map(|r| {
+            vec![
+                s(r, "domain"),
+                s(r, "host"),
+                s(r, "port"),
+                s(r, "tls"),
+                s(r, "username"),
+                default(r, "retries"),
+                default(r, "retry_minutes"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "DOMAIN",
+            "HOST",
+            "PORT",
+            "TLS",
+            "USER",
+            "RETRIES",
+            "RETRY-MINUTES",
+        ],
+        rows,
+    );
+}
+
+pub fn relayer(r: &Value) {
+    record(vec![
+        ("host", s(r, "host")),
+        ("port", s(r, "port")),
+        ("tls", s(r, "tls")),
+        ("user", s(r, "username")),
+        ("updated", s(r, "updated_at")),
+    ]);
+}
+
+/// A setting where absent means the worker's own.
+fn default(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        Some(Value::Null) | None => "default".to_string(),
+        Some(_) => s(value, key),
+    }
+}

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod aliases;
+mod delivery;
 mod domains;
 mod ip_ranges;
 mod lists;
@@ -16,7 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use mc_directory::Directory;
-use mc_policy::IpRanges;
+use mc_policy::{DeliverySettings, IpRanges};
 use mc_types::Secret;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tracing::Instrument;
 
 pub(crate) use accounts::*;
 pub(crate) use aliases::*;
+pub(crate) use delivery::*;
 pub(crate) use domains::*;
 pub(crate) use ip_ranges::*;
 pub(crate) use lists::*;
@@ -36,6 +38,8 @@ pub struct AppState {
     pub redis: Option<mc_runtime::stores::RedisStore>,
     pub directory: Directory,
     pub ip_ranges: IpRanges,
+    /// Routes, the relayer and DKIM keys.
+    pub delivery: DeliverySettings,
     pub token: Arc<Secret<String>>,
     pub metrics: ApiMetrics,
 }
@@ -49,6 +53,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(request, state).await {
             Ok(axum::Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
+        }
+    }
+}
+
+/// A JSON request body that may be left out (no `Content-Type`); a malformed one is still a 400.
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        match <axum::Json<T> as axum::extract::OptionalFromRequest<S>>::from_request(request, state)
+            .await
+        {
+            Ok(value) => Ok(value.map(|axum::Json(value)| Body(value))),
             Err(rejection) => Err(ApiError::invalid(rejection.body_text())),
         }
     }
@@ -126,6 +144,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/ip-ranges/{name}",
             get(show_ip_range).delete(remove_ip_range),
         )
+        .route("/routes", get(list_routes).post(set_route))
+        .route("/routes/{domain}", axum::routing::delete(remove_route))
+        .route(
+            "/relayer",
+            get(show_relayer).put(set_relayer).delete(clear_relayer),
+        )
+        .route("/domains/{domain}/dkim", get(show_dkim).post(generate_dkim))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             announce_changes,

@@ -3,10 +3,14 @@
 
 mod account;
 mod alias;
+mod dkim;
 mod domain;
 mod ip_range;
 mod list;
 mod migrate;
+mod next_hop;
+mod relayer;
+mod route;
 
 use crate::client::{Client, Failure};
 use crate::quota::parse_size;
@@ -60,6 +64,15 @@ enum Noun {
     /// IP ranges: who may connect, relay, and must authenticate.
     #[command(subcommand)]
     Iprange(ip_range::IpRangeCmd),
+    /// Routes: a fixed next hop for a destination domain instead of its MX.
+    #[command(subcommand)]
+    Route(route::RouteCmd),
+    /// The relayer (smarthost) for remote mail without a route.
+    #[command(subcommand)]
+    Relayer(relayer::RelayerCmd),
+    /// DKIM signing keys of hosted domains and their DNS records.
+    #[command(subcommand)]
+    Dkim(dkim::DkimCmd),
     /// Apply pending database migrations (connects to PostgreSQL directly: --config,
     /// MAILCLUSTER_CONFIG or MAILCLUSTER_DATABASE__URL).
     Migrate {
@@ -81,6 +94,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Noun::Alias(cmd) => alias::alias(&client, cmd, json).await,
         Noun::List(cmd) => list::list(&client, cmd, json).await,
         Noun::Iprange(cmd) => ip_range::ip_range(&client, cmd, json).await,
+        Noun::Route(cmd) => route::route(&client, cmd, json).await,
+        Noun::Relayer(cmd) => relayer::relayer(&client, cmd, json).await,
+        Noun::Dkim(cmd) => dkim::dkim(&client, cmd, json).await,
         Noun::Migrate { .. } => Ok(()),
     }
 }
