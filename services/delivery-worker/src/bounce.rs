@@ -71,7 +71,7 @@ pub async fn fail(
         ctx.queue.failed(lease, &failure.diagnostic).await?;
         return Ok(Recorded::Failed);
     }
-    match build(ctx, recipient, failure).await {
+    match build(ctx, recipient, &recipient.address, failure).await {
         Ok(bounce) => {
             ctx.queue
                 .failed_with_bounce(lease, &failure.diagnostic, &bounce)
@@ -87,8 +87,27 @@ pub async fn fail(
     }
 }
 
-/// Builds and stores the notification; returns its queue entry.
-async fn build(ctx: &Ctx, recipient: &Claimed, failure: &Failure) -> Result<NewEntry, String> {
+/// A bounce for one target of a recipient that was otherwise delivered (a list member over
+/// quota): stored, ready to be queued with the delivered mark; `None` if the sender wants none.
+pub async fn for_target(
+    ctx: &Ctx,
+    recipient: &Claimed,
+    target: &str,
+    failure: &Failure,
+) -> Result<Option<NewEntry>, String> {
+    if !wants_bounce(recipient) {
+        return Ok(None);
+    }
+    build(ctx, recipient, target, failure).await.map(Some)
+}
+
+/// Builds and stores the notification about `final_recipient`; returns its queue entry.
+async fn build(
+    ctx: &Ctx,
+    recipient: &Claimed,
+    final_recipient: &str,
+    failure: &Failure,
+) -> Result<NewEntry, String> {
     let key = BlobKey::parse(&recipient.blob_key).map_err(|e| e.to_string())?;
     let size = u64::try_from(recipient.size_bytes).map_err(|e| e.to_string())?;
     let offset = u64::try_from(recipient.blob_offset).map_err(|e| e.to_string())?;
@@ -105,7 +124,7 @@ async fn build(ctx: &Ctx, recipient: &Claimed, failure: &Failure) -> Result<NewE
     let id_text = id.to_string();
     let now = time::OffsetDateTime::now_utc();
     let reports = [RecipientReport {
-        final_recipient: &recipient.address,
+        final_recipient,
         original_recipient: recipient.dsn_orcpt.as_deref(),
         action: Action::Failed,
         status: &failure.status,

@@ -6,11 +6,13 @@
 //! temporarily fails with a bounce once its entry expires (or, remote, after its retries).
 
 use crate::Ctx;
+use crate::autoreply;
 use crate::bounce::{self, Failure, Recorded};
 use crate::remote::RetryPolicy;
 use mc_directory::{Rejection, Resolved, Target};
 use mc_mailstore::blob::BlobKey;
 use mc_mailstore::{Delivery, INBOX, Mailstore};
+use mc_queue::Queue;
 use mc_queue::lease::{Claimed, LeaseError};
 use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient};
 use std::time::Duration;
@@ -178,45 +180,17 @@ async fn local(ctx: &Ctx, recipient: &Claimed) -> Result<Local, String> {
     };
     // One copy per message and mailbox: two recipients of one message that reach the same
     // account (an alias and the account itself) share the key, so the second finds the first.
-    let key = recipient.queue_id.to_string();
     let mut forwards = Vec::new();
+    let mut entries = Vec::new();
+    let mut over_quota = Vec::new();
+    let mut placed_any = false;
     for target in &targets {
         match target {
-            Target::Account(account) => {
-                let delivery = Delivery {
-                    account,
-                    mailbox: INBOX,
-                    message_id: recipient.message_id,
-                    size_bytes: recipient.size_bytes,
-                    delivery_key: &key,
-                    flags: &[],
-                };
-                // The copy is written under the lease: a worker that lost it writes nothing.
-                let mut transaction = match ctx.queue.begin_fenced(recipient.lease()).await {
-                    Ok(transaction) => transaction,
-                    Err(LeaseError::Fenced(_)) => return Ok(Local::Done(Outcome::Fenced)),
-                    Err(LeaseError::Queue(error)) => return Err(format!("4.3.0 queue: {error}")),
-                };
-                let placed = match Mailstore::deliver_in(&mut transaction, &delivery).await {
-                    Ok(placed) => placed,
-                    Err(error) => {
-                        // Released now: the lock would otherwise hold until the connection is
-                        // reused, and the deferral below writes the same row.
-                        let _ = transaction.rollback().await;
-                        return Err(format!("4.3.0 mailbox of {account}: {error}"));
-                    }
-                };
-                transaction
-                    .commit()
-                    .await
-                    .map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
-                if placed.new {
-                    ctx.metrics.local_copies.inc();
-                    if let Some(redis) = &ctx.redis {
-                        redis.publish_hint("mailbox:changed", placed.mailbox_id.to_string());
-                    }
-                }
-            }
+            Target::Account(account) => match copy(ctx, recipient, account).await? {
+                Copy::Placed => placed_any = true,
+                Copy::OverQuota => over_quota.push(account.clone()),
+                Copy::Fenced => return Ok(Local::Done(Outcome::Fenced)),
+            },
             Target::External(address) => forwards.push(NewRecipient {
                 address: address.clone(),
                 dsn_notify: recipient.dsn_notify.clone(),
@@ -227,8 +201,26 @@ async fn local(ctx: &Ctx, recipient: &Claimed) -> Result<Local, String> {
             }),
         }
     }
+    for account in &over_quota {
+        let failure = Failure::new(
+            "5.2.2",
+            format!("552 5.2.2 Mailbox full: {account} is over its quota"),
+        );
+        if !placed_any && forwards.is_empty() && over_quota.len() == 1 {
+            // Nobody else receives it: the recipient itself fails.
+            return Ok(Local::Done(Outcome::Failed(failure)));
+        }
+        // A list member over quota: the others get it, the sender hears about this one.
+        if let Some(bounce) = bounce::for_target(ctx, recipient, account, &failure).await? {
+            entries.push(bounce);
+        }
+    }
     if forwards.is_empty() {
-        return Ok(Local::Done(Outcome::Delivered));
+        return Ok(Local::Done(if entries.is_empty() {
+            Outcome::Delivered
+        } else {
+            Outcome::Forwarded(entries)
+        }));
     }
     // Remote targets (forwards, aliases or list members elsewhere) become one new entry for
     // the same body, from the same sender, queued with the delivered mark.
@@ -254,5 +246,101 @@ async fn local(ctx: &Ctx, recipient: &Claimed) -> Result<Local, String> {
             lifetime: Duration::from_secs(ctx.config.forward_lifetime_secs),
         },
     };
-    Ok(Local::Done(Outcome::Forwarded(vec![entry])))
+    entries.push(entry);
+    Ok(Local::Done(Outcome::Forwarded(entries)))
+}
+
+/// What happened to one local copy.
+enum Copy {
+    /// In the mailbox (now or earlier); an auto-reply, if due, was queued with it.
+    Placed,
+    /// Not stored: the account or its domain is over quota.
+    OverQuota,
+    Fenced,
+}
+
+/// Puts the copy into the account's INBOX in a transaction that holds the recipient's lease (a
+/// worker that lost it writes nothing); checks the quota for a new copy and records the
+/// auto-reply in the same transaction.
+async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, String> {
+    let profile = ctx
+        .directory
+        .delivery_profile(account)
+        .await
+        .map_err(|error| format!("4.3.0 directory unavailable: {error}"))?
+        .ok_or_else(|| format!("4.3.0 the account {account} disappeared during delivery"))?;
+    let reply = match &profile.autoreply {
+        Some(reply) => autoreply::prepare(ctx, recipient, account, profile.account_id, reply).await,
+        None => None,
+    };
+    let key = recipient.queue_id.to_string();
+    let delivery = Delivery {
+        account,
+        mailbox: INBOX,
+        message_id: recipient.message_id,
+        size_bytes: recipient.size_bytes,
+        delivery_key: &key,
+        flags: &[],
+    };
+    let mut transaction = match ctx.queue.begin_fenced(recipient.lease()).await {
+        Ok(transaction) => transaction,
+        Err(LeaseError::Fenced(_)) => return Ok(Copy::Fenced),
+        Err(LeaseError::Queue(error)) => return Err(format!("4.3.0 queue: {error}")),
+    };
+    let written = async {
+        let placed = Mailstore::deliver_in(&mut transaction, &delivery)
+            .await
+            .map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
+        // Checked on the use before this copy; concurrent copies may overshoot a little.
+        if placed.new && profile.over_quota(recipient.size_bytes) {
+            return Ok(None);
+        }
+        let mut queued = None;
+        if placed.new
+            && let Some(reply) = reply
+            && autoreply::claim(
+                &mut transaction,
+                profile.account_id,
+                &recipient.sender,
+                ctx.config.autoreply_interval_hours,
+            )
+            .await
+            .map_err(|error| format!("4.3.0 auto-reply record: {error}"))?
+        {
+            Queue::enqueue_in(&mut transaction, std::slice::from_ref(&reply))
+                .await
+                .map_err(|error| format!("4.3.0 auto-reply: {error}"))?;
+            queued = Some(reply);
+        }
+        Ok::<_, String>(Some((placed, queued)))
+    }
+    .await;
+    let (placed, queued) = match written {
+        Ok(Some(done)) => done,
+        Ok(None) => {
+            let _ = transaction.rollback().await;
+            ctx.metrics.outcome("over_quota");
+            return Ok(Copy::OverQuota);
+        }
+        Err(reason) => {
+            // Released now: the lock would otherwise hold until the connection is reused, and
+            // the deferral writes the same row.
+            let _ = transaction.rollback().await;
+            return Err(reason);
+        }
+    };
+    transaction
+        .commit()
+        .await
+        .map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
+    if placed.new {
+        ctx.metrics.local_copies.inc();
+        if let Some(redis) = &ctx.redis {
+            redis.publish_hint("mailbox:changed", placed.mailbox_id.to_string());
+        }
+    }
+    if queued.is_some() {
+        ctx.metrics.autoreplies.inc();
+    }
+    Ok(Copy::Placed)
 }

@@ -16,12 +16,14 @@
 //! one transaction. Remote targets of hosted recipients (forwards, aliases, list members
 //! elsewhere) are queued as a new entry in the transaction that marks the recipient delivered.
 //!
-//! Not built yet: auto-reply and quota checks at delivery.
+//! A new copy over the account's (or its domain's) quota is not stored: the sender gets a 5.2.2
+//! bounce. Out-of-office replies go out once per sender and interval (`autoreply`).
 //!
 //! It trusts its configuration and the stores; it must never mark a recipient delivered before
 //! every local copy is committed, and never act on a recipient whose lease it lost.
 #![forbid(unsafe_code)]
 
+mod autoreply;
 mod bounce;
 pub mod config;
 mod deliver;

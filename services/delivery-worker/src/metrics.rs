@@ -25,6 +25,7 @@ pub struct Metrics {
     pub remote_connections: Family<ResultLabels, Counter>,
     pub remote_tls: Family<ResultLabels, Counter>,
     pub dkim_signed: Counter,
+    pub autoreplies: Counter,
     pub attempt_seconds: Histogram,
 }
 
@@ -44,6 +45,7 @@ impl Metrics {
             remote_connections: Family::default(),
             remote_tls: Family::default(),
             dkim_signed: Counter::default(),
+            autoreplies: Counter::default(),
             attempt_seconds: Histogram::new([
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
             ]),
@@ -62,6 +64,11 @@ impl Metrics {
             "dkim_signed",
             "Outbound messages signed with DKIM",
             metrics.dkim_signed.clone(),
+        );
+        registry.register(
+            "autoreplies",
+            "Out-of-office replies queued",
+            metrics.autoreplies.clone(),
         );
         registry.register(
             "remote_attempt_duration_seconds",

@@ -133,6 +133,35 @@ fn default_true() -> bool {
 
 /// Changes to an account; `None` leaves a field as it is. `forward_address` and
 /// `autoreply_expires_at` are cleared by the matching `clear_*` flag.
+/// An account as delivery sees it (`Directory::delivery_profile`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryProfile {
+    pub account_id: i64,
+    /// 0: no limit.
+    pub quota_bytes: i64,
+    pub used_bytes: i64,
+    /// The domain's limit on the size of all its mailboxes together; 0: none.
+    pub domain_max_bytes: i64,
+    pub domain_used_bytes: i64,
+    /// Set when the auto-reply is on and not expired.
+    pub autoreply: Option<AutoReply>,
+}
+
+impl DeliveryProfile {
+    /// Whether `size` more bytes would exceed the account's quota or its domain's limit.
+    pub fn over_quota(&self, size: i64) -> bool {
+        (self.quota_bytes > 0 && self.used_bytes + size > self.quota_bytes)
+            || (self.domain_max_bytes > 0 && self.domain_used_bytes + size > self.domain_max_bytes)
+    }
+}
+
+/// An account's out-of-office reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AutoReply {
+    pub subject: String,
+    pub body: String,
+}
+
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountUpdate {
@@ -334,8 +363,47 @@ impl Directory {
         .bind(update.clear_autoreply_expiry)
         .execute(&mut *tx)
         .await?;
+        if update.autoreply_enabled == Some(true) {
+            // Switched on (again): every sender hears the new message once.
+            sqlx::query(
+                "DELETE FROM autoreply_sent WHERE account_id = (SELECT id FROM accounts WHERE address = $1)",
+            )
+            .bind(&key)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         self.account(&key).await
+    }
+
+    /// What delivery needs to know about an account (lookup form): its quota and use, its
+    /// domain's total size limit and use, and its auto-reply if one is on and unexpired.
+    pub async fn delivery_profile(
+        &self,
+        key: &str,
+    ) -> Result<Option<DeliveryProfile>, DirectoryError> {
+        type Row = (i64, i64, i64, i64, i64, bool, String, String);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT a.id, a.quota_bytes, a.used_bytes, d.max_size_bytes,
+                    (SELECT coalesce(sum(o.used_bytes), 0)::bigint FROM accounts o WHERE o.domain_id = d.id),
+                    a.autoreply_enabled AND (a.autoreply_expires_at IS NULL OR a.autoreply_expires_at > now()),
+                    a.autoreply_subject, a.autoreply_body
+               FROM accounts a JOIN domains d ON d.id = a.domain_id
+              WHERE a.address = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(id, quota, used, domain_max, domain_used, autoreply, subject, body)| DeliveryProfile {
+                account_id: id,
+                quota_bytes: quota,
+                used_bytes: used,
+                domain_max_bytes: domain_max,
+                domain_used_bytes: domain_used,
+                autoreply: autoreply.then_some(AutoReply { subject, body }),
+            },
+        ))
     }
 
     /// Removes an account with its mailboxes. Message bodies stay in the object store until the

@@ -19,7 +19,7 @@ mod lists;
 pub mod password;
 mod resolve;
 
-pub use accounts::{Account, AccountUpdate, AdminLevel, NewAccount};
+pub use accounts::{Account, AccountUpdate, AdminLevel, AutoReply, DeliveryProfile, NewAccount};
 pub use aliases::{Alias, NewAlias};
 pub use auth::{AuthFailure, AuthOutcome};
 pub use cache::{CHANGES_CHANNEL, DirectoryCache};

@@ -1,7 +1,7 @@
 //! Recipient resolution: from an address to the accounts and external addresses that receive it.
 //!
-//! Follows domain aliases, plus addressing, aliases, distribution lists and catch-all addresses,
-//! recursively. Guards, as the reference server has them: a cycle or a chain deeper than
+//! Follows domain aliases, plus addressing, aliases, distribution lists, catch-all addresses and
+//! account forwarding (with or without a copy kept), recursively. Guards, as the reference server has them: a cycle or a chain deeper than
 //! [`MAX_RESOLUTION_DEPTH`] is a configuration error ("Too many recursive forwards"), and so is an
 //! alias or catch-all that leads to a local address that does not exist. A disabled object stops
 //! its branch with its own reason. List members that fail are skipped (and reported) so that one
@@ -62,7 +62,12 @@ pub enum Resolved {
 }
 
 enum Object {
-    Account { active: bool },
+    Account {
+        active: bool,
+        /// Where the account forwards its mail, if forwarding is on.
+        forward: Option<String>,
+        keep_copy: bool,
+    },
     Alias { active: bool, target: String },
     List { active: bool, id: i64 },
 }
@@ -162,10 +167,19 @@ impl Directory {
             }
             walk.path.push(key);
             let result = match object {
-                Some(Object::Account { active: false }) => {
+                Some(Object::Account { active: false, .. }) => {
                     Err(Failure::Rejected(Rejection::AccountDisabled))
                 }
-                Some(Object::Account { active: true }) => push(walk, Target::Account(canonical)),
+                Some(Object::Account {
+                    active: true,
+                    forward: None,
+                    ..
+                }) => push(walk, Target::Account(canonical)),
+                Some(Object::Account {
+                    active: true,
+                    forward: Some(forward),
+                    keep_copy,
+                }) => self.forward(canonical, forward, keep_copy, walk).await,
                 Some(Object::Alias { active: false, .. }) => {
                     Err(Failure::Rejected(Rejection::AliasDisabled))
                 }
@@ -212,25 +226,64 @@ impl Directory {
         }
     }
 
+    /// An account that forwards: its own copy when it keeps one, and the forward target. A
+    /// forward back to an address already reached ends there (A forwards to B, B to A: each gets
+    /// one copy); a forward that fails costs the account's own copy only if it keeps none.
+    async fn forward(
+        &self,
+        canonical: String,
+        forward: String,
+        keep_copy: bool,
+        walk: &mut Walk,
+    ) -> Result<(), Failure> {
+        if keep_copy {
+            push(walk, Target::Account(canonical.clone()))?;
+        }
+        let already = parse_address(&forward)
+            .map(|address| walk.seen.contains(&address.lookup_key()))
+            .unwrap_or(false);
+        if already {
+            return if keep_copy {
+                Ok(())
+            } else {
+                // Nothing else receives it on this branch: the account keeps it after all.
+                push(walk, Target::Account(canonical))
+            };
+        }
+        match self.follow(forward.clone(), walk).await {
+            Err(Failure::Rejected(reason)) if keep_copy => {
+                walk.skipped.push((forward, reason));
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     async fn object(&self, canonical: &str) -> Result<Option<Object>, DirectoryError> {
-        let row: Option<(String, bool, Option<String>, i64)> = sqlx::query_as(
-            "SELECT 'account', active, NULL::text, id FROM accounts WHERE address = $1
+        let row: Option<(String, bool, Option<String>, i64, bool)> = sqlx::query_as(
+            "SELECT 'account', active, CASE WHEN forward_enabled THEN forward_address END, id,
+                    forward_keep_copy
+               FROM accounts WHERE address = $1
              UNION ALL
-             SELECT 'alias', active, target, id FROM aliases WHERE address = $1
+             SELECT 'alias', active, target, id, true FROM aliases WHERE address = $1
              UNION ALL
-             SELECT 'list', active, NULL::text, id FROM distribution_lists WHERE address = $1
+             SELECT 'list', active, NULL::text, id, true FROM distribution_lists WHERE address = $1
              LIMIT 1",
         )
         .bind(canonical)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(
-            row.map(|(kind, active, target, id)| match (kind.as_str(), target) {
+        Ok(row.map(
+            |(kind, active, target, id, keep_copy)| match (kind.as_str(), target) {
                 ("alias", Some(target)) => Object::Alias { active, target },
                 ("list", _) => Object::List { active, id },
-                _ => Object::Account { active },
-            }),
-        )
+                (_, forward) => Object::Account {
+                    active,
+                    forward,
+                    keep_copy,
+                },
+            },
+        ))
     }
 }
 

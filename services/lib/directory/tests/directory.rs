@@ -707,3 +707,75 @@ async fn password_hashes_are_argon2id_and_never_serialised() {
         );
     }
 }
+
+fn forwarding(to: &str, keep_copy: bool) -> AccountUpdate {
+    AccountUpdate {
+        forward_enabled: Some(true),
+        forward_address: Some(to.to_string()),
+        forward_keep_copy: Some(keep_copy),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn account_forwarding_with_and_without_a_copy_and_forward_cycles() {
+    let (_db, d) = directory().await;
+    d.create_domain("example.test").await.unwrap();
+    for address in ["a@example.test", "b@example.test", "c@example.test"] {
+        d.create_account(account(address)).await.unwrap();
+    }
+    // Without a copy: only the forward target receives it.
+    d.update_account("a@example.test", forwarding("Friend@Elsewhere.test", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        deliver(&d, "a@example.test").await,
+        [Target::External("Friend@elsewhere.test".into())]
+    );
+    // With a copy: both, the account first.
+    d.update_account("a@example.test", forwarding("b@example.test", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        deliver(&d, "a@example.test").await,
+        accounts(&["a@example.test", "b@example.test"])
+    );
+    // A cycle of forwards ends where it closes: b forwards back to a, each gets one copy.
+    d.update_account("b@example.test", forwarding("a@example.test", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        deliver(&d, "a@example.test").await,
+        accounts(&["a@example.test", "b@example.test"])
+    );
+    assert_eq!(deliver(&d, "b@example.test").await, accounts(&["a@example.test"]));
+    // A forward to a local address that does not exist: the kept copy still arrives ...
+    d.update_account("c@example.test", forwarding("ghost@example.test", true))
+        .await
+        .unwrap();
+    match d.resolve("c@example.test").await.unwrap() {
+        Resolved::Deliver { targets, skipped } => {
+            assert_eq!(targets, accounts(&["c@example.test"]));
+            assert_eq!(
+                skipped,
+                [("ghost@example.test".to_string(), Rejection::TooManyRecursiveForwards)]
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // ... and without a copy the address is a configuration error, as for aliases.
+    d.update_account("c@example.test", forwarding("ghost@example.test", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        rejected(&d, "c@example.test").await,
+        Rejection::TooManyRecursiveForwards
+    );
+    // Forwarding switched off: the account is an ordinary mailbox again.
+    let off = AccountUpdate {
+        forward_enabled: Some(false),
+        ..Default::default()
+    };
+    d.update_account("c@example.test", off).await.unwrap();
+    assert_eq!(deliver(&d, "c@example.test").await, accounts(&["c@example.test"]));
+}

@@ -156,6 +156,14 @@ impl Queue {
 
     /// Like [`Queue::enqueue_batch`], inside a transaction left open for the caller to commit
     /// (or roll back) once the bodies' upload, running meanwhile, has finished.
+    /// Queues entries inside the caller's transaction (with whatever else it writes).
+    pub async fn enqueue_in(
+        connection: &mut sqlx::PgConnection,
+        entries: &[NewEntry],
+    ) -> Result<(), QueueError> {
+        batch::enqueue(connection, entries).await
+    }
+
     pub async fn enqueue_batch_uncommitted(
         &self,
         entries: &[NewEntry],
