@@ -395,13 +395,15 @@ impl Directory {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(
-            |(id, quota, used, domain_max, domain_used, autoreply, subject, body)| DeliveryProfile {
-                account_id: id,
-                quota_bytes: quota,
-                used_bytes: used,
-                domain_max_bytes: domain_max,
-                domain_used_bytes: domain_used,
-                autoreply: autoreply.then_some(AutoReply { subject, body }),
+            |(id, quota, used, domain_max, domain_used, autoreply, subject, body)| {
+                DeliveryProfile {
+                    account_id: id,
+                    quota_bytes: quota,
+                    used_bytes: used,
+                    domain_max_bytes: domain_max,
+                    domain_used_bytes: domain_used,
+                    autoreply: autoreply.then_some(AutoReply { subject, body }),
+                }
             },
         ))
     }

@@ -68,8 +68,14 @@ enum Object {
         forward: Option<String>,
         keep_copy: bool,
     },
-    Alias { active: bool, target: String },
-    List { active: bool, id: i64 },
+    Alias {
+        active: bool,
+        target: String,
+    },
+    List {
+        active: bool,
+        id: i64,
+    },
 }
 
 struct Walk {

@@ -748,7 +748,10 @@ async fn account_forwarding_with_and_without_a_copy_and_forward_cycles() {
         deliver(&d, "a@example.test").await,
         accounts(&["a@example.test", "b@example.test"])
     );
-    assert_eq!(deliver(&d, "b@example.test").await, accounts(&["a@example.test"]));
+    assert_eq!(
+        deliver(&d, "b@example.test").await,
+        accounts(&["a@example.test"])
+    );
     // A forward to a local address that does not exist: the kept copy still arrives ...
     d.update_account("c@example.test", forwarding("ghost@example.test", true))
         .await
@@ -758,7 +761,10 @@ async fn account_forwarding_with_and_without_a_copy_and_forward_cycles() {
             assert_eq!(targets, accounts(&["c@example.test"]));
             assert_eq!(
                 skipped,
-                [("ghost@example.test".to_string(), Rejection::TooManyRecursiveForwards)]
+                [(
+                    "ghost@example.test".to_string(),
+                    Rejection::TooManyRecursiveForwards
+                )]
             );
         }
         other => panic!("{other:?}"),
@@ -777,5 +783,8 @@ async fn account_forwarding_with_and_without_a_copy_and_forward_cycles() {
         ..Default::default()
     };
     d.update_account("c@example.test", off).await.unwrap();
-    assert_eq!(deliver(&d, "c@example.test").await, accounts(&["c@example.test"]));
+    assert_eq!(
+        deliver(&d, "c@example.test").await,
+        accounts(&["c@example.test"])
+    );
 }
