@@ -109,7 +109,8 @@ async fn mark_delivered<'e>(
     lease: Lease,
 ) -> Result<(), LeaseError> {
     let done = sqlx::query(
-        "UPDATE queue_recipients SET state = 'delivered', last_error = NULL, updated_at = now()
+        "UPDATE queue_recipients SET state = 'delivered', last_error = NULL, leased_until = NULL,
+                updated_at = now()
           WHERE id = $1 AND epoch = $2 AND state = 'queued'",
     )
     .bind(lease.recipient_id)
@@ -140,7 +141,8 @@ async fn mark_failed<'e>(
     error: &str,
 ) -> Result<(), LeaseError> {
     let done = sqlx::query(
-        "UPDATE queue_recipients SET state = 'failed', last_error = $3, updated_at = now()
+        "UPDATE queue_recipients SET state = 'failed', last_error = $3, leased_until = NULL,
+                updated_at = now()
           WHERE id = $1 AND epoch = $2 AND state = 'queued'",
     )
     .bind(lease.recipient_id)
@@ -171,6 +173,7 @@ impl Queue {
                     SET epoch = r.epoch + 1,
                         attempts = r.attempts + 1,
                         next_attempt_at = now() + make_interval(secs => $2),
+                        leased_until = now() + make_interval(secs => $2),
                         last_attempt_at = now(),
                         updated_at = now()
                    FROM due WHERE r.id = due.id
@@ -196,7 +199,8 @@ impl Queue {
     pub async fn renew(&self, lease: Lease, lease_time: Duration) -> Result<(), LeaseError> {
         let done = sqlx::query(
             "UPDATE queue_recipients
-                SET next_attempt_at = now() + make_interval(secs => $3), updated_at = now()
+                SET next_attempt_at = now() + make_interval(secs => $3),
+                    leased_until = now() + make_interval(secs => $3), updated_at = now()
               WHERE id = $1 AND epoch = $2 AND state = 'queued'",
         )
         .bind(lease.recipient_id)
@@ -243,6 +247,7 @@ impl Queue {
         let done = sqlx::query(
             "UPDATE queue_recipients
                 SET next_attempt_at = now() + make_interval(secs => $4), last_error = $3,
+                    leased_until = NULL,
                     updated_at = now()
               WHERE id = $1 AND epoch = $2 AND state = 'queued'",
         )
