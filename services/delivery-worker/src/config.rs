@@ -48,6 +48,9 @@ pub struct DeliverySection {
     pub housekeeping_interval_secs: u64,
     /// How long a body stays after the last reference to it went (longer than any upload).
     pub collect_grace_secs: u64,
+    /// How long deliverable recipient resolutions are cached; used only while Redis delivers
+    /// the admin API's change notices (as in smtp-ingress).
+    pub directory_cache_secs: u64,
     /// A sender hears an account's out-of-office reply at most once in this many hours (RFC 3834
     /// suggests 7 days). Switching the reply on again starts afresh.
     pub autoreply_interval_hours: u64,
@@ -99,6 +102,7 @@ impl Default for DeliverySection {
             retry_minutes: 60,
             housekeeping_interval_secs: 60,
             collect_grace_secs: 3600,
+            directory_cache_secs: 60,
             autoreply_interval_hours: 7 * 24,
             retries: 4,
             retry_backoff: 1.0,

@@ -28,6 +28,30 @@ pub enum Outcome {
     Fenced,
 }
 
+/// A recipient's resolution, or why it failed (temporarily).
+pub type Resolution = Result<Resolved, String>;
+
+/// Resolves a recipient again (the directory may have changed since it was queued). Deliverable
+/// answers are cached while the worker hears the cluster's change notices: a stale one costs at
+/// most a retry or a bounce (the account's mailbox is looked up in the delivery itself).
+pub async fn resolve(ctx: &Ctx, address: &str) -> Resolution {
+    let now = std::time::Instant::now();
+    if let Some(resolved) = ctx.cache.resolved(address, now) {
+        return Ok(resolved);
+    }
+    let ticket = ctx.cache.ticket();
+    let resolved = ctx
+        .directory
+        .resolve(address)
+        .await
+        .map_err(|error| format!("4.3.0 directory unavailable: {error}"))?;
+    if matches!(resolved, Resolved::Deliver { .. }) {
+        ctx.cache
+            .store_resolved(ticket, address, resolved.clone(), std::time::Instant::now());
+    }
+    Ok(resolved)
+}
+
 /// What the local step decided for a recipient.
 enum Local {
     Done(Outcome),
@@ -46,10 +70,10 @@ pub fn domain_of(address: &str) -> String {
 
 /// Delivers the recipients of one message at one domain (claimed together): local ones each
 /// on their own, remote ones in shared transactions.
-pub async fn group(ctx: &Ctx, recipients: Vec<Claimed>) {
+pub async fn group(ctx: &Ctx, recipients: Vec<(Claimed, Resolution)>) {
     let mut remote = Vec::new();
-    for recipient in &recipients {
-        let outcome = match local(ctx, recipient).await {
+    for (recipient, resolved) in &recipients {
+        let outcome = match local(ctx, recipient, resolved.clone()).await {
             Ok(Local::Done(outcome)) => outcome,
             Ok(Local::Remote) => {
                 remote.push(recipient);
@@ -69,7 +93,7 @@ pub async fn group(ctx: &Ctx, recipients: Vec<Claimed>) {
 
 /// Records an outcome under the recipient's lease. `policy` is the remote retry policy (local
 /// deferrals wait `retry_minutes` and give up only when the entry expires).
-async fn record(ctx: &Ctx, recipient: &Claimed, outcome: Outcome, policy: Option<RetryPolicy>) {
+pub async fn record(ctx: &Ctx, recipient: &Claimed, outcome: Outcome, policy: Option<RetryPolicy>) {
     let exhausted =
         policy.is_some_and(|p| recipient.attempts > i32::try_from(p.retries).unwrap_or(i32::MAX));
     // The last attempt: what would wait fails instead (RFC 5321 4.5.4.1).
@@ -154,13 +178,8 @@ fn retry_delay(minutes: u64, backoff: f64, attempts: i32) -> Duration {
 }
 
 /// Delivers every local copy; returns what to record, or why to try again later.
-async fn local(ctx: &Ctx, recipient: &Claimed) -> Result<Local, String> {
-    let resolved = ctx
-        .directory
-        .resolve(&recipient.address)
-        .await
-        .map_err(|error| format!("4.3.0 directory unavailable: {error}"))?;
-    let targets = match resolved {
+async fn local(ctx: &Ctx, recipient: &Claimed, resolved: Resolution) -> Result<Local, String> {
+    let targets = match resolved? {
         Resolved::Deliver { targets, .. } => targets,
         Resolved::NotHosted => return Ok(Local::Remote),
         Resolved::Rejected(rejection) => {

@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 mod autoreply;
+mod batch;
 mod bounce;
 pub mod config;
 mod deliver;
@@ -33,6 +34,7 @@ pub mod remote;
 use crate::config::WorkerConfig;
 use mc_directory::Directory;
 use mc_queue::Queue;
+use mc_queue::lease::Claimed;
 use mc_runtime::ops::Readiness;
 use mc_runtime::stores::RedisStore;
 use std::sync::Arc;
@@ -50,6 +52,8 @@ pub struct Ctx {
     pub redis: Option<RedisStore>,
     pub metrics: metrics::Metrics,
     pub remote: remote::Remote,
+    /// Deliverable resolutions, while the directory's change notices are heard.
+    pub cache: Arc<mc_directory::DirectoryCache>,
 }
 
 pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -80,6 +84,10 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         readiness,
         shutdown.clone(),
     ));
+    let cache = Arc::new(mc_directory::DirectoryCache::new(
+        Duration::from_secs(config.delivery.directory_cache_secs),
+        100_000,
+    ));
     let ctx = Arc::new(Ctx {
         config: config.delivery.clone(),
         queue: Queue::new(pool.clone()),
@@ -88,8 +96,16 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         redis: redis.clone(),
         metrics,
         remote,
+        cache: cache.clone(),
     });
     let wake = Arc::new(Notify::new());
+    let directory_changes = ctx.redis.clone().map(|redis| {
+        tokio::spawn(mc_directory::follow_changes(
+            redis,
+            cache.clone(),
+            shutdown.clone(),
+        ))
+    });
     let hints =
         redis.map(|redis| tokio::spawn(follow_hints(redis, wake.clone(), shutdown.clone())));
     let housekeeping = (ctx.config.housekeeping_interval_secs > 0)
@@ -102,6 +118,9 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     if let Some(hints) = hints {
         hints.abort();
     }
+    if let Some(changes) = directory_changes {
+        changes.abort();
+    }
     ops.await??;
     pool.close().await;
     Ok(())
@@ -110,7 +129,6 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
 /// Claims and delivers until shutdown. A full claim is followed by another at once; an empty
 /// one waits for a hint or the poll interval.
 async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
-    use futures::StreamExt;
     let lease = Duration::from_secs(ctx.config.lease_secs);
     let poll = Duration::from_millis(ctx.config.poll_interval_ms);
     while !shutdown.is_cancelled() {
@@ -132,26 +150,57 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
         ctx.metrics.claimed.inc_by(claimed.len() as u64);
         // Work in hand is finished even during shutdown: every copy is idempotent, and the
         // leases would only make the recipients wait for their expiry.
-        futures::stream::iter(groups(claimed))
-            .for_each_concurrent(ctx.config.concurrency, |group| {
-                let ctx = ctx.clone();
-                async move { deliver::group(&ctx, group).await }
-            })
-            .await;
+        round(&ctx, claimed).await;
     }
 }
 
+/// One claim's recipients: resolved; those that only reach local accounts go into one batch
+/// transaction (`batch`) while the others are delivered per message and domain; what the batch
+/// could not take follows.
+async fn round(ctx: &Arc<Ctx>, claimed: Vec<Claimed>) {
+    use futures::StreamExt;
+    let resolved: Vec<(Claimed, deliver::Resolution)> = futures::stream::iter(claimed)
+        .map(|recipient| {
+            let ctx = ctx.clone();
+            async move {
+                let resolution = deliver::resolve(&ctx, &recipient.address).await;
+                (recipient, resolution)
+            }
+        })
+        .buffered(ctx.config.concurrency)
+        .collect()
+        .await;
+    let mut candidates = Vec::new();
+    let mut rest = Vec::new();
+    for (recipient, resolution) in resolved {
+        match batch::accounts(&resolution) {
+            Some(accounts) => candidates.push((recipient, resolution, accounts)),
+            None => rest.push((recipient, resolution)),
+        }
+    }
+    let per_recipient = |rest: Vec<(Claimed, deliver::Resolution)>| {
+        futures::stream::iter(groups(rest)).for_each_concurrent(ctx.config.concurrency, |group| {
+            let ctx = ctx.clone();
+            async move { deliver::group(&ctx, group).await }
+        })
+    };
+    let (left, ()) = tokio::join!(batch::deliver(ctx, candidates), per_recipient(rest));
+    per_recipient(left).await;
+}
+
 /// Claimed recipients grouped by message and domain, in claim order.
-fn groups(claimed: Vec<mc_queue::lease::Claimed>) -> Vec<Vec<mc_queue::lease::Claimed>> {
+fn groups(
+    claimed: Vec<(Claimed, deliver::Resolution)>,
+) -> Vec<Vec<(Claimed, deliver::Resolution)>> {
     let mut index = std::collections::HashMap::new();
-    let mut groups: Vec<Vec<mc_queue::lease::Claimed>> = Vec::new();
-    for recipient in claimed {
+    let mut groups: Vec<Vec<(Claimed, deliver::Resolution)>> = Vec::new();
+    for (recipient, resolution) in claimed {
         let key = (recipient.queue_id, deliver::domain_of(&recipient.address));
         let slot = *index.entry(key).or_insert_with(|| {
             groups.push(Vec::new());
             groups.len() - 1
         });
-        groups[slot].push(recipient);
+        groups[slot].push((recipient, resolution));
     }
     groups
 }

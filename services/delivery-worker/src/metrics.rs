@@ -27,6 +27,7 @@ pub struct Metrics {
     pub dkim_signed: Counter,
     pub autoreplies: Counter,
     pub attempt_seconds: Histogram,
+    pub batch_recipients: Histogram,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -46,6 +47,7 @@ impl Metrics {
             remote_tls: Family::default(),
             dkim_signed: Counter::default(),
             autoreplies: Counter::default(),
+            batch_recipients: Histogram::new([1.0, 4.0, 16.0, 64.0, 256.0, 1024.0]),
             attempt_seconds: Histogram::new([
                 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
             ]),
@@ -64,6 +66,11 @@ impl Metrics {
             "dkim_signed",
             "Outbound messages signed with DKIM",
             metrics.dkim_signed.clone(),
+        );
+        registry.register(
+            "batch_recipients",
+            "Recipients delivered locally by one batch transaction",
+            metrics.batch_recipients.clone(),
         );
         registry.register(
             "autoreplies",
@@ -114,6 +121,14 @@ impl Metrics {
         self.remote_tls
             .get_or_create(&ResultLabels { result })
             .inc();
+    }
+
+    pub fn outcomes(&self, outcome: &'static str, count: u64) {
+        if count > 0 {
+            self.recipients
+                .get_or_create(&OutcomeLabels { outcome })
+                .inc_by(count);
+        }
     }
 
     pub fn outcome(&self, outcome: &'static str) {

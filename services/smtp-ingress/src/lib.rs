@@ -119,7 +119,7 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
         smtp.directory_cache_entries,
     ));
     let follower = redis.clone().map(|redis| {
-        tokio::spawn(follow_directory_changes(
+        tokio::spawn(mc_directory::follow_changes(
             redis,
             cache.clone(),
             shutdown.clone(),
@@ -185,32 +185,4 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
     ops.await??;
     pool.close().await;
     Ok(())
-}
-
-/// Keeps the directory cache in step with the cluster: it is live only while subscribed to the
-/// admin API's change notices, and emptied by each one. When the subscription breaks the cache
-/// goes dark (every lookup asks PostgreSQL) until it is re-established.
-async fn follow_directory_changes(
-    redis: RedisStore,
-    cache: Arc<DirectoryCache>,
-    shutdown: CancellationToken,
-) {
-    use mc_runtime::stores::Followed;
-    redis
-        .follow(
-            mc_directory::CHANGES_CHANNEL,
-            &shutdown,
-            |event| match event {
-                Followed::Live => {
-                    cache.set_live(true);
-                    tracing::debug!("following directory changes; cache live");
-                }
-                Followed::Message => cache.clear(),
-                Followed::Lost(reason) => {
-                    cache.set_live(false);
-                    tracing::warn!(%reason, "not following directory changes; cache off");
-                }
-            },
-        )
-        .await;
 }

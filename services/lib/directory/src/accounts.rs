@@ -382,30 +382,53 @@ impl Directory {
         &self,
         key: &str,
     ) -> Result<Option<DeliveryProfile>, DirectoryError> {
-        type Row = (i64, i64, i64, i64, i64, bool, String, String);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT a.id, a.quota_bytes, a.used_bytes, d.max_size_bytes,
-                    (SELECT coalesce(sum(o.used_bytes), 0)::bigint FROM accounts o WHERE o.domain_id = d.id),
-                    a.autoreply_enabled AND (a.autoreply_expires_at IS NULL OR a.autoreply_expires_at > now()),
-                    a.autoreply_subject, a.autoreply_body
-               FROM accounts a JOIN domains d ON d.id = a.domain_id
-              WHERE a.address = $1",
+        Ok(self.delivery_profiles(&[key]).await?.remove(key))
+    }
+
+    /// [`Directory::delivery_profile`] for many accounts in one query, by address.
+    pub async fn delivery_profiles(
+        &self,
+        keys: &[&str],
+    ) -> Result<std::collections::HashMap<String, DeliveryProfile>, DirectoryError> {
+        type Row = (String, i64, i64, i64, i64, i64, bool, String, String);
+        let rows: Vec<Row> = sqlx::query_as(
+            "WITH wanted AS (
+                 SELECT a.*, d.max_size_bytes AS domain_max
+                   FROM accounts a JOIN domains d ON d.id = a.domain_id
+                  WHERE a.address = ANY($1)
+             ), domain_use AS (
+                 -- Summed only for domains with a limit: a large domain without one costs nothing.
+                 SELECT o.domain_id, sum(o.used_bytes)::bigint AS used
+                   FROM accounts o
+                  WHERE o.domain_id IN (SELECT domain_id FROM wanted WHERE domain_max > 0)
+                  GROUP BY o.domain_id
+             )
+             SELECT w.address, w.id, w.quota_bytes, w.used_bytes, w.domain_max,
+                    coalesce(u.used, 0)::bigint,
+                    w.autoreply_enabled
+                        AND (w.autoreply_expires_at IS NULL OR w.autoreply_expires_at > now()),
+                    w.autoreply_subject, w.autoreply_body
+               FROM wanted w LEFT JOIN domain_use u ON u.domain_id = w.domain_id",
         )
-        .bind(key)
-        .fetch_optional(&self.pool)
+        .bind(keys)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(row.map(
-            |(id, quota, used, domain_max, domain_used, autoreply, subject, body)| {
-                DeliveryProfile {
-                    account_id: id,
-                    quota_bytes: quota,
-                    used_bytes: used,
-                    domain_max_bytes: domain_max,
-                    domain_used_bytes: domain_used,
-                    autoreply: autoreply.then_some(AutoReply { subject, body }),
-                }
-            },
-        ))
+        Ok(rows
+            .into_iter()
+            .map(
+                |(address, id, quota, used, domain_max, domain_used, autoreply, subject, body)| {
+                    let profile = DeliveryProfile {
+                        account_id: id,
+                        quota_bytes: quota,
+                        used_bytes: used,
+                        domain_max_bytes: domain_max,
+                        domain_used_bytes: domain_used,
+                        autoreply: autoreply.then_some(AutoReply { subject, body }),
+                    };
+                    (address, profile)
+                },
+            )
+            .collect())
     }
 
     /// Removes an account with its mailboxes. Message bodies stay in the object store until the

@@ -147,6 +147,30 @@ impl DirectoryCache {
     }
 }
 
+/// Keeps `cache` in step with the cluster: live only while subscribed to the admin API's change
+/// notices (`CHANGES_CHANNEL`), emptied by each one; when the subscription breaks the cache goes
+/// dark (every lookup asks PostgreSQL) until it is re-established. Runs until `shutdown`.
+pub async fn follow_changes(
+    redis: mc_runtime::stores::RedisStore,
+    cache: std::sync::Arc<DirectoryCache>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use mc_runtime::stores::Followed;
+    redis
+        .follow(CHANGES_CHANNEL, &shutdown, |event| match event {
+            Followed::Live => {
+                cache.set_live(true);
+                tracing::debug!("following directory changes; cache live");
+            }
+            Followed::Message => cache.clear(),
+            Followed::Lost(reason) => {
+                cache.set_live(false);
+                tracing::warn!(%reason, "not following directory changes; cache off");
+            }
+        })
+        .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ mod resolve;
 pub use accounts::{Account, AccountUpdate, AdminLevel, AutoReply, DeliveryProfile, NewAccount};
 pub use aliases::{Alias, NewAlias};
 pub use auth::{AuthFailure, AuthOutcome};
-pub use cache::{CHANGES_CHANNEL, DirectoryCache};
+pub use cache::{CHANGES_CHANNEL, DirectoryCache, follow_changes};
 pub use domains::{Domain, DomainUpdate};
 pub use error::DirectoryError;
 pub use lists::{DistributionList, ListMode, MAX_LIST_MEMBERS, NewList};

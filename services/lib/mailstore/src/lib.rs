@@ -15,4 +15,4 @@ pub mod deliver;
 pub use blob::{
     BlobError, BlobErrorKind, BlobKey, BlobStore, FsBlobStore, S3BlobConfig, S3BlobStore,
 };
-pub use deliver::{DeliverError, Delivery, INBOX, Mailstore, Placed};
+pub use deliver::{BatchCopy, DeliverError, Delivery, INBOX, Mailstore, Placed};

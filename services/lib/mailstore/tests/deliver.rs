@@ -134,3 +134,115 @@ async fn delivery_to_a_missing_account_is_refused() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_continues_the_uid_sequence_skips_earlier_copies_and_shares_repeated_keys() {
+    use mc_mailstore::BatchCopy;
+    let db = TestDatabase::migrated().await;
+    let (alice, message) = account_and_message(&db).await;
+    let bob: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (domain_id, address, password_hash)
+         SELECT id, 'bob@example.test', 'x' FROM domains WHERE name = 'example.test' RETURNING id",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    let store = Mailstore::new(db.pool.clone());
+    // One earlier copy for alice, delivered the single way.
+    let earlier = store.deliver(&delivery(message, "k1")).await.unwrap();
+    let copy = |account, key| BatchCopy {
+        account,
+        message_id: message,
+        size_bytes: 100,
+        delivery_key: key,
+    };
+    let copies = [
+        copy("alice@example.test", "k1"), // already there
+        copy("alice@example.test", "k2"),
+        copy("bob@example.test", "k2"),
+        copy("alice@example.test", "k2"), // same mailbox and key: the same copy
+        copy("alice@example.test", "k3"),
+    ];
+    let mut transaction = db.pool.begin().await.unwrap();
+    let placed = Mailstore::deliver_batch_in(&mut transaction, &copies)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    let summary: Vec<(i64, bool)> = placed.iter().map(|p| (p.uid, p.new)).collect();
+    assert_eq!(
+        summary,
+        [(1, false), (2, true), (1, true), (2, false), (3, true)]
+    );
+    assert_eq!(
+        placed[0],
+        Placed {
+            new: false,
+            ..earlier
+        }
+    );
+    assert_eq!(placed[1].mailbox_id, placed[4].mailbox_id);
+    assert_ne!(placed[1].mailbox_id, placed[2].mailbox_id);
+    // MODSEQs continue per mailbox and every new copy has its own.
+    assert!(placed[1].modseq > earlier.modseq && placed[4].modseq > placed[1].modseq);
+    assert_eq!(used_bytes(&db, alice).await, 300);
+    assert_eq!(used_bytes(&db, bob).await, 100);
+    // The same batch again (a retry) writes nothing.
+    let mut transaction = db.pool.begin().await.unwrap();
+    let again = Mailstore::deliver_batch_in(&mut transaction, &copies)
+        .await
+        .unwrap();
+    transaction.commit().await.unwrap();
+    assert!(again.iter().all(|p| !p.new));
+    assert_eq!(
+        again.iter().map(|p| p.uid).collect::<Vec<_>>(),
+        [1, 2, 1, 2, 3]
+    );
+    assert_eq!(used_bytes(&db, alice).await, 300);
+    // Concurrent batches and single deliveries into the same mailboxes: gapless, no deadlock.
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let pool = db.pool.clone();
+        tasks.push(tokio::spawn(async move {
+            for round in 0..5 {
+                let keys: Vec<String> = (0..4).map(|i| format!("c{t}-{round}-{i}")).collect();
+                let batch: Vec<BatchCopy> = keys
+                    .iter()
+                    .flat_map(|key| {
+                        // Alternate the order of the accounts between tasks.
+                        let (first, second) = if t % 2 == 0 {
+                            ("alice@example.test", "bob@example.test")
+                        } else {
+                            ("bob@example.test", "alice@example.test")
+                        };
+                        [first, second].map(|account| BatchCopy {
+                            account,
+                            message_id: message,
+                            size_bytes: 1,
+                            delivery_key: key,
+                        })
+                    })
+                    .collect();
+                let mut transaction = pool.begin().await.unwrap();
+                Mailstore::deliver_batch_in(&mut transaction, &batch)
+                    .await
+                    .unwrap();
+                transaction.commit().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for account in [alice, bob] {
+        let uids: Vec<i64> = sqlx::query_scalar(
+            "SELECT mm.uid FROM mailbox_messages mm JOIN mailboxes m ON m.id = mm.mailbox_id
+              WHERE m.account_id = $1 ORDER BY mm.uid",
+        )
+        .bind(account)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+        let expected = if account == alice { 3 + 160 } else { 1 + 160 };
+        assert_eq!(uids, (1..=expected).collect::<Vec<i64>>());
+    }
+}

@@ -286,6 +286,68 @@ impl Queue {
         Ok(transaction)
     }
 
+    /// A transaction holding the leases of `leases` that still hold (share-locked with their
+    /// epochs checked, in id order), and which those are: `begin_fenced` for many recipients.
+    /// Commit or roll back explicitly.
+    pub async fn begin_fenced_many(
+        &self,
+        leases: &[Lease],
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Postgres>, Vec<Lease>), QueueError> {
+        let mut sorted = leases.to_vec();
+        sorted.sort_by_key(|l| l.recipient_id);
+        let ids: Vec<i64> = sorted.iter().map(|l| l.recipient_id).collect();
+        let epochs: Vec<i64> = sorted.iter().map(|l| l.epoch).collect();
+        let mut transaction = self.pool.begin().await?;
+        let held: Result<Vec<(i64, i64)>, sqlx::Error> = sqlx::query_as(
+            "SELECT r.id, r.epoch FROM queue_recipients r
+               JOIN unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
+                 ON r.id = l.id AND r.epoch = l.epoch
+              WHERE r.state = 'queued'
+              ORDER BY r.id
+                FOR SHARE OF r",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .fetch_all(&mut *transaction)
+        .await;
+        match held {
+            Ok(held) => Ok((
+                transaction,
+                held.into_iter()
+                    .map(|(recipient_id, epoch)| Lease {
+                        recipient_id,
+                        epoch,
+                    })
+                    .collect(),
+            )),
+            Err(error) => {
+                let _ = transaction.rollback().await;
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Marks held recipients delivered inside the caller's transaction (from
+    /// `begin_fenced_many`); returns how many rows changed.
+    pub async fn delivered_in(
+        connection: &mut sqlx::PgConnection,
+        leases: &[Lease],
+    ) -> Result<u64, QueueError> {
+        let ids: Vec<i64> = leases.iter().map(|l| l.recipient_id).collect();
+        let epochs: Vec<i64> = leases.iter().map(|l| l.epoch).collect();
+        let done = sqlx::query(
+            "UPDATE queue_recipients r
+                SET state = 'delivered', last_error = NULL, leased_until = NULL, updated_at = now()
+               FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
+              WHERE r.id = l.id AND r.epoch = l.epoch AND r.state = 'queued'",
+        )
+        .bind(&ids)
+        .bind(&epochs)
+        .execute(connection)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// A permanent failure without a bounce (see [`Queue::failed_with_bounce`] for one).
     pub async fn failed(&self, lease: Lease, error: &str) -> Result<(), LeaseError> {
         mark_failed(&self.pool, lease, error).await
