@@ -569,6 +569,11 @@ export MAILCLUSTER_TEST_S3_BUCKET=mailcluster-test
 export MAILCLUSTER_TEST_S3_ACCESS_KEY_ID=$KEY_ID
 export MAILCLUSTER_TEST_S3_SECRET_ACCESS_KEY=$SECRET
 EOF
+    # The Python tools, once ensure_python_tools made them (it adds this line itself the first
+    # time).
+    if [ -s "$PYTHON_VENV/requirements.sha256" ]; then
+        echo "export MAILCLUSTER_TEST_VENV=$PYTHON_VENV" >>"$TEST_ENV"
+    fi
 }
 
 # Installs what is missing, starts PostgreSQL, Redis and Garage, writes .state/test.env.

@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mc_directory::DirectoryError;
 use mc_policy::PolicyError;
+use mc_queue::QueueError;
+use mc_queue::admin::AdminError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -154,6 +156,26 @@ impl From<PolicyError> for ApiError {
                 Self::new(StatusCode::CONFLICT, "already_exists", error.to_string())
             }
             PolicyError::Database(e) => Self::store(&e),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        match error {
+            QueueError::Invalid(message) => Self::invalid(message),
+            QueueError::Database(e) => Self::store(&e),
+        }
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(error: AdminError) -> Self {
+        match error {
+            AdminError::NotFound(_) => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
+            }
+            AdminError::Queue(e) => e.into(),
         }
     }
 }

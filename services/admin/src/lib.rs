@@ -17,6 +17,7 @@ use crate::api::AppState;
 use crate::config::AdminConfig;
 use mc_directory::Directory;
 use mc_policy::{DeliverySettings, IpRanges};
+use mc_queue::Queue;
 use mc_runtime::ops::Readiness;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -33,6 +34,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
 
     let mut registry = mc_runtime::metrics::registry("admin");
     let metrics = metrics::ApiMetrics::register(&mut registry);
+    let queue_gauges = metrics::QueueGauges::register(&mut registry);
     let token = config
         .admin
         .token
@@ -54,6 +56,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
         directory: Directory::new(pool.clone()),
         ip_ranges: IpRanges::new(pool.clone()),
         delivery: DeliverySettings::new(pool.clone()),
+        queue: Queue::new(pool.clone()),
         token: Arc::new(token),
         metrics,
     };
@@ -63,6 +66,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
     let api_listener = TcpListener::bind(config.admin.listen).await?;
     tracing::info!(api = %config.admin.listen, ops = %config.ops.listen, "admin service listening");
 
+    let queue_counters = tokio::spawn(queue_gauges.refresh(state.queue.clone(), shutdown.clone()));
     let ops = tokio::spawn(mc_runtime::ops::serve(
         ops_listener,
         Arc::new(registry),
@@ -71,6 +75,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
     ));
     serve(api_listener, state, config.admin.max_body_bytes, shutdown).await?;
     ops.await??;
+    queue_counters.await?;
     pool.close().await;
     Ok(())
 }

@@ -2,13 +2,23 @@
 //! `mailcluster_admin_request_duration_seconds{method,route}` and
 //! `mailcluster_admin_auth_failures_total`. Routes are the matched templates
 //! (`/api/v1/accounts/{address}`), never concrete addresses.
+//!
+//! The queue's counters, read from PostgreSQL every [`QUEUE_STATS_EVERY`]:
+//! `mailcluster_admin_queue_recipients{state="queued|deferred|in_flight"}` and
+//! `mailcluster_admin_queue_oldest_age_seconds`. Every admin replica reports the same cluster-wide
+//! values (aggregate with `max`, not `sum`).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How often the queue's counters are read.
+pub const QUEUE_STATS_EVERY: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -75,5 +85,72 @@ impl ApiMetrics {
                 route: route.to_string(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QueueLabels {
+    state: String,
+}
+
+/// Gauges of the delivery queue, set from [`mc_queue::Queue::stats`].
+#[derive(Clone)]
+pub struct QueueGauges {
+    recipients: Family<QueueLabels, Gauge>,
+    oldest_age: Gauge,
+}
+
+impl QueueGauges {
+    pub fn register(registry: &mut Registry) -> Self {
+        let queue =
+            mc_runtime::metrics::service(registry, "admin").sub_registry_with_prefix("queue");
+        let recipients = Family::<QueueLabels, Gauge>::default();
+        queue.register(
+            "recipients",
+            "Waiting recipients: all queued, deferred (tried, waiting for the next attempt), in flight",
+            recipients.clone(),
+        );
+        let oldest_age = Gauge::default();
+        queue.register_with_unit(
+            "oldest_age",
+            "Age of the oldest entry with a waiting recipient (0 when none waits)",
+            prometheus_client::registry::Unit::Seconds,
+            oldest_age.clone(),
+        );
+        Self {
+            recipients,
+            oldest_age,
+        }
+    }
+
+    pub fn set(&self, stats: &mc_queue::admin::QueueStats) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (state, value) in [
+            ("queued", stats.queued_recipients),
+            ("deferred", stats.deferred_recipients),
+            ("in_flight", stats.in_flight),
+        ] {
+            self.recipients
+                .get_or_create(&QueueLabels {
+                    state: state.to_string(),
+                })
+                .set(gauge(value));
+        }
+        self.oldest_age
+            .set(gauge(stats.oldest_queued_age_secs.unwrap_or(0)));
+    }
+
+    /// Reads the counters now and every [`QUEUE_STATS_EVERY`] until `shutdown`.
+    pub async fn refresh(self, queue: mc_queue::Queue, shutdown: CancellationToken) {
+        loop {
+            match queue.stats().await {
+                Ok(stats) => self.set(&stats),
+                Err(error) => tracing::warn!(%error, "queue counters not read"),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(QUEUE_STATS_EVERY) => {}
+            }
+        }
     }
 }

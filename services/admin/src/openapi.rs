@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists, IP ranges, routes, the relayer and DKIM keys. Every /api/v1 route needs `Authorization: Bearer <token>`."),
+    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists, IP ranges, routes, the relayer and DKIM keys; inspect and manage the delivery queue. Every /api/v1 route needs `Authorization: Bearer <token>`."),
     paths(
         list_domains, create_domain, show_domain, update_domain, remove_domain,
         add_domain_alias, remove_domain_alias, set_catch_all, clear_catch_all,
@@ -19,6 +19,8 @@ use utoipa::{Modify, OpenApi};
         list_ip_ranges, create_ip_range, show_ip_range, remove_ip_range,
         list_routes, set_route, remove_route, show_relayer, set_relayer, clear_relayer,
         generate_dkim, show_dkim,
+        list_queue, show_queue_entry, retry_queue_entry, retry_queue, remove_queue_entry,
+        purge_queue, queue_stats,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 const TOKEN: &str = "test-token-0123456789";
 
 struct Api {
-    _db: TestDatabase,
+    db: TestDatabase,
     base: String,
     http: reqwest::Client,
     shutdown: CancellationToken,
@@ -34,6 +34,7 @@ async fn start() -> Api {
         directory: Directory::new(db.pool.clone()),
         ip_ranges: IpRanges::new(db.pool.clone()),
         delivery: DeliverySettings::new(db.pool.clone()),
+        queue: mc_queue::Queue::new(db.pool.clone()),
         token: Arc::new(Secret::new(TOKEN.to_string())),
         metrics: mc_admin::metrics::ApiMetrics::register(&mut registry),
     };
@@ -47,7 +48,7 @@ async fn start() -> Api {
         shutdown.clone(),
     ));
     Api {
-        _db: db,
+        db,
         base,
         http: reqwest::Client::new(),
         shutdown,
@@ -117,7 +118,8 @@ async fn every_route_in_the_openapi_document_needs_the_bearer_token() {
             .replace("{address}", "a@example.test")
             .replace("{alias}", "alias.test")
             .replace("{member}", "m@example.test")
-            .replace("{name}", "Internet");
+            .replace("{name}", "Internet")
+            .replace("{id}", "01927f3c-5d2e-7a4b-9c1d-2e3f4a5b6c7d");
         for method in operations.as_object().unwrap().keys() {
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let bad = [
@@ -181,6 +183,10 @@ async fn openapi_document_is_served_without_auth_and_lists_the_routes() {
         "/api/v1/routes/{domain}",
         "/api/v1/relayer",
         "/api/v1/domains/{domain}/dkim",
+        "/api/v1/queue",
+        "/api/v1/queue/{id}",
+        "/api/v1/queue/{id}/retry",
+        "/api/v1/queue/purge",
     ] {
         assert!(
             paths.contains_key(path),
@@ -581,4 +587,145 @@ async fn dkim_keys_are_generated_for_hosted_domains_only() {
     assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
     let (status, error) = api.get("/domains/unknown.test/dkim").await;
     assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
+}
+
+/// Queues a message from `sender` to `recipients` (its body need not exist for the API).
+async fn enqueue(api: &Api, sender: &str, recipients: &[&str]) -> String {
+    use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient, Queue};
+    let body = format!("body {sender} {recipients:?}");
+    let entry = NewEntry {
+        body: BodyLocation::whole(
+            mc_mailstore::blob::BlobKey::for_content(body.as_bytes()),
+            body.len() as u64,
+        ),
+        envelope: Envelope {
+            id: Envelope::new_id(),
+            sender: sender.into(),
+            client_ip: None,
+            client_helo: None,
+            auth_user: None,
+            dsn_ret: None,
+            dsn_envid: None,
+            recipients: recipients
+                .iter()
+                .map(|a| NewRecipient {
+                    address: a.to_string(),
+                    dsn_notify: None,
+                    dsn_orcpt: None,
+                })
+                .collect(),
+            lifetime: std::time::Duration::from_secs(3600),
+        },
+    };
+    let id = Queue::new(api.db.pool.clone())
+        .enqueue(&entry)
+        .await
+        .unwrap();
+    id.to_string()
+}
+
+#[tokio::test]
+async fn queue_entries_are_listed_shown_retried_removed_and_purged() {
+    let api = start().await;
+    let first = enqueue(
+        &api,
+        "alice@example.test",
+        &["a@remote.test", "b@other.test"],
+    )
+    .await;
+    let second = enqueue(&api, "", &["c@remote.test"]).await;
+
+    let (status, listed) = api.get("/queue").await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()], "newest first");
+    assert_eq!(listed[1]["recipients"]["queued"], 2);
+    assert_eq!(listed[1]["sender"], "alice@example.test");
+    let (_, oldest) = api.get("/queue?oldest_first=true&limit=1").await;
+    assert_eq!(oldest[0]["id"], first.as_str());
+    let (_, by_domain) = api.get("/queue?domain=other.test&state=all").await;
+    assert_eq!(by_domain.as_array().unwrap().len(), 1);
+    let (_, null_sender) = api.get("/queue?sender=%3C%3E").await;
+    assert_eq!(null_sender[0]["id"], second.as_str());
+    for bad in [
+        "/queue?state=deferred",
+        "/queue?limit=0",
+        "/queue?limit=10001",
+        "/queue?limit=many",
+        "/queue/not-a-uuid",
+    ] {
+        let (status, error) = api.get(bad).await;
+        assert_eq!(
+            (status, kind(&error)),
+            (StatusCode::BAD_REQUEST, "invalid"),
+            "{bad}"
+        );
+    }
+
+    let (status, detail) = api.get(&format!("/queue/{first}")).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["recipients"][0]["address"], "a@remote.test");
+    assert_eq!(detail["recipients"][0]["state"], "queued");
+    assert_eq!(detail["recipients"][0]["in_flight"], false);
+    let unknown = "01927f3c-5d2e-7a4b-9c1d-2e3f4a5b6c7d";
+    let (status, error) = api.get(&format!("/queue/{unknown}")).await;
+    assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
+
+    let (status, retried) = api.post(&format!("/queue/{first}/retry"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{retried}");
+    assert_eq!(
+        retried,
+        json!({ "rescheduled": 0, "already_due": 2, "in_flight": 0 })
+    );
+    let (status, _) = api
+        .post(&format!("/queue/{unknown}/retry"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, retried) = api.post("/queue/retry", json!({})).await;
+    assert_eq!(
+        (status, &retried["already_due"]),
+        (StatusCode::OK, &json!(3))
+    );
+    let (status, stats) = api.get("/queue/stats").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["queued_recipients"], 3);
+
+    let (status, removed) = api.delete(&format!("/queue/{first}")).await;
+    assert_eq!(status, StatusCode::OK, "{removed}");
+    assert_eq!(
+        removed,
+        json!({ "entries": 1, "recipients": 2, "undelivered": 2 })
+    );
+    let (status, error) = api.delete(&format!("/queue/{first}")).await;
+    assert_eq!((status, kind(&error)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, _) = api.delete("/queue/nope").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    for refused in [
+        json!({}),
+        json!({ "confirm": false }),
+        json!({ "confirm": true, "everything": true }),
+    ] {
+        let (status, error) = api.post("/queue/purge", refused.clone()).await;
+        assert_eq!(
+            (status, kind(&error)),
+            (StatusCode::BAD_REQUEST, "invalid"),
+            "{refused}"
+        );
+    }
+    assert_eq!(api.get("/queue").await.1.as_array().unwrap().len(), 1);
+    let (status, purged) = api
+        .post(
+            "/queue/purge",
+            json!({ "confirm": true, "domain": "remote.test" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{purged}");
+    assert_eq!(purged["entries"], 1);
+    assert_eq!(api.get("/queue").await.1, json!([]));
 }

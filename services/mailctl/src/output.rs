@@ -295,3 +295,120 @@ fn default(value: &Value, key: &str) -> String {
         Some(_) => s(value, key),
     }
 }
+
+/// A timestamp without its fraction of a second: `2026-01-02T03:04:05Z`.
+fn when(value: &Value, key: &str) -> String {
+    let text = s(value, key);
+    match (text.find('.'), text.rfind(['Z', '+'])) {
+        (Some(dot), Some(zone)) if dot < zone => format!("{}{}", &text[..dot], &text[zone..]),
+        _ => text,
+    }
+}
+
+/// At most `max` characters of a cell (errors can be long remote replies).
+fn clip(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut clipped: String = text.chars().take(max.saturating_sub(1)).collect();
+    clipped.push('…');
+    clipped
+}
+
+fn sender(value: &Value) -> String {
+    match value.get("sender").and_then(Value::as_str) {
+        Some("") => "<>".to_string(),
+        _ => s(value, "sender"),
+    }
+}
+
+pub fn queue(value: &Value) {
+    let rows = items(value)
+        .iter()
+        .map(|e| {
+            let counts = &e["recipients"];
+            let total: u64 = ["queued", "delivered", "failed", "held"]
+                .iter()
+                .filter_map(|k| counts[*k].as_u64())
+                .sum();
+            vec![
+                s(e, "id"),
+                sender(e),
+                when(e, "received_at"),
+                bytes(e, "size_bytes"),
+                format!("{}/{total}", counts["queued"].as_u64().unwrap_or(0)),
+                s(e, "attempts"),
+                when(e, "next_attempt_at"),
+                clip(s(e, "last_error"), 60),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "SENDER",
+            "RECEIVED",
+            "SIZE",
+            "WAITING",
+            "TRIES",
+            "NEXT ATTEMPT",
+            "LAST ERROR",
+        ],
+        rows,
+    );
+}
+
+pub fn queue_entry(e: &Value) {
+    record(vec![
+        ("id", s(e, "id")),
+        ("sender", sender(e)),
+        ("client", s(e, "client_ip")),
+        ("helo", s(e, "client_helo")),
+        ("auth user", s(e, "auth_user")),
+        ("size", bytes(e, "size_bytes")),
+        ("received", when(e, "received_at")),
+        ("expires", when(e, "expires_at")),
+    ]);
+    println!();
+    let rows = items(&e["recipients"])
+        .iter()
+        .map(|r| {
+            vec![
+                s(r, "address"),
+                s(r, "state"),
+                s(r, "attempts"),
+                when(r, "next_attempt_at"),
+                when(r, "last_attempt_at"),
+                s(r, "in_flight"),
+                s(r, "last_error"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "RECIPIENT",
+            "STATE",
+            "TRIES",
+            "NEXT ATTEMPT",
+            "LAST ATTEMPT",
+            "IN FLIGHT",
+            "LAST ERROR",
+        ],
+        rows,
+    );
+}
+
+pub fn queue_stats(q: &Value) {
+    record(vec![
+        ("waiting recipients", s(q, "queued_recipients")),
+        ("deferred", s(q, "deferred_recipients")),
+        ("in flight", s(q, "in_flight")),
+        (
+            "oldest waiting",
+            match q["oldest_queued_age_secs"].as_u64() {
+                Some(secs) => format!("{secs} s"),
+                None => "-".to_string(),
+            },
+        ),
+    ]);
+}

@@ -6,6 +6,7 @@ mod delivery;
 mod domains;
 mod ip_ranges;
 mod lists;
+mod queue;
 
 use crate::error::ApiError;
 use crate::metrics::ApiMetrics;
@@ -18,6 +19,7 @@ use axum::response::Response;
 use axum::routing::{get, post, put};
 use mc_directory::Directory;
 use mc_policy::{DeliverySettings, IpRanges};
+use mc_queue::Queue;
 use mc_types::Secret;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ pub(crate) use delivery::*;
 pub(crate) use domains::*;
 pub(crate) use ip_ranges::*;
 pub(crate) use lists::*;
+pub(crate) use queue::*;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -40,6 +43,8 @@ pub struct AppState {
     pub ip_ranges: IpRanges,
     /// Routes, the relayer and DKIM keys.
     pub delivery: DeliverySettings,
+    /// The delivery queue (administration only: listing, retries, removals).
+    pub queue: Queue,
     pub token: Arc<Secret<String>>,
     pub metrics: ApiMetrics,
 }
@@ -155,6 +160,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             state.clone(),
             announce_changes,
         ))
+        // After the announcing layer: queue changes concern no cache.
+        .route("/queue", get(list_queue))
+        .route("/queue/stats", get(queue_stats))
+        .route("/queue/retry", post(retry_queue))
+        .route("/queue/purge", post(purge_queue))
+        .route(
+            "/queue/{id}",
+            get(show_queue_entry).delete(remove_queue_entry),
+        )
+        .route("/queue/{id}/retry", post(retry_queue_entry))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .nest("/api/v1", api)

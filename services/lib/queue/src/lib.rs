@@ -20,6 +20,7 @@
 //! every state change is conditional on it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 mod batch;
 pub mod collector;
 pub mod intake;

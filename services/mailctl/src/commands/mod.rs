@@ -9,6 +9,7 @@ mod ip_range;
 mod list;
 mod migrate;
 mod next_hop;
+mod queue;
 mod relayer;
 mod route;
 
@@ -73,6 +74,9 @@ enum Noun {
     /// DKIM signing keys of hosted domains and their DNS records.
     #[command(subcommand)]
     Dkim(dkim::DkimCmd),
+    /// The delivery queue: list, show, retry, remove and purge entries.
+    #[command(subcommand)]
+    Queue(queue::QueueCmd),
     /// Apply pending database migrations (connects to PostgreSQL directly: --config,
     /// MAILCLUSTER_CONFIG or MAILCLUSTER_DATABASE__URL).
     Migrate {
@@ -97,6 +101,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Noun::Route(cmd) => route::route(&client, cmd, json).await,
         Noun::Relayer(cmd) => relayer::relayer(&client, cmd, json).await,
         Noun::Dkim(cmd) => dkim::dkim(&client, cmd, json).await,
+        Noun::Queue(cmd) => queue::queue(&client, cmd, json).await,
         Noun::Migrate { .. } => Ok(()),
     }
 }
