@@ -678,3 +678,89 @@ async fn a_hosted_alias_pointing_elsewhere_is_forwarded_as_a_new_entry() {
         [("bob@example.test".to_string(), "delivered".to_string())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_transactions_per_host_are_limited_across_the_cluster() {
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    loopback_may_relay(&db).await;
+    // A host that accepts connections and never says a word: a transaction with it lasts.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let silent_port = silent.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    DeliverySettings::new(db.pool.clone())
+        .set_route(&NewRoute {
+            domain: "slow.test".into(),
+            host: "127.0.0.1".into(),
+            port: Some(silent_port),
+            tls: Some(TlsMode::None),
+            username: None,
+            password: None,
+            retries: None,
+            retry_minutes: None,
+        })
+        .await
+        .expect("route");
+    let dns = DnsServer::start(Zone::default());
+    let prefix = mc_testkit::unique_prefix("limits");
+    let shared = [("MAILCLUSTER_REDIS__KEY_PREFIX", prefix.as_str())];
+    let ingress = IngressProcess::start(&db, &shared);
+    let first = send(
+        ingress.mx_port,
+        "alice@example.test",
+        &["x@slow.test"],
+        "first",
+    );
+    let second = send(
+        ingress.mx_port,
+        "alice@example.test",
+        &["y@slow.test"],
+        "second",
+    );
+    let mut env = worker_env(&dns, 9, None, "[]");
+    env.push(("MAILCLUSTER_REDIS__KEY_PREFIX".into(), prefix.clone()));
+    env.push((
+        "MAILCLUSTER_DELIVERY__MAX_CONNECTIONS_PER_DESTINATION".into(),
+        "1".into(),
+    ));
+    env.push((
+        "MAILCLUSTER_DELIVERY__DESTINATION_WAIT_SECS".into(),
+        "1".into(),
+    ));
+    // Two workers: the limit holds across processes.
+    let workers = [
+        start_worker(&db, &ingress, &env),
+        start_worker(&db, &ingress, &env),
+    ];
+    let started = Instant::now();
+    let limited = loop {
+        let mut errors = Vec::new();
+        for id in [&first, &second] {
+            errors.extend(
+                recipient_states(&db, id)
+                    .await
+                    .into_iter()
+                    .filter_map(|s| s.2),
+            );
+        }
+        if let Some(error) = errors.into_iter().find(|e| e.starts_with("4.4.5")) {
+            break error;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "no recipient was held back\n{}\n{}",
+            workers[0].log_text(),
+            workers[1].log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        limited.contains("the limit of 1 concurrent deliveries to this host is reached"),
+        "{limited}"
+    );
+}

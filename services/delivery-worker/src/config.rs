@@ -76,6 +76,11 @@ pub struct DeliverySection {
     /// Most recipients in one outbound transaction (the reference server: 100); the rest go
     /// in further transactions.
     pub max_recipients_per_transaction: usize,
+    /// Most transactions with one remote host at once, across all workers (counted in Redis;
+    /// 0: no limit, as without Redis).
+    pub max_connections_per_destination: usize,
+    /// Seconds to wait for a free slot at a busy host before trying the next host (or deferring).
+    pub destination_wait_secs: u64,
     /// Seconds to wait for a TCP connection to a remote server.
     pub connect_timeout_secs: u64,
     /// Seconds to wait for each reply of a remote server (RFC 5321 4.5.3.2: 5 minutes; the
@@ -115,6 +120,8 @@ impl Default for DeliverySection {
                 .collect(),
             tls_ca_file: None,
             max_recipients_per_transaction: 100,
+            max_connections_per_destination: 20,
+            destination_wait_secs: 30,
             connect_timeout_secs: 30,
             command_timeout_secs: 300,
             connection_idle_secs: 10,
@@ -196,6 +203,16 @@ impl ServiceConfig for WorkerConfig {
             (1..=1000).contains(&delivery.max_recipients_per_transaction),
             "max_recipients_per_transaction",
             "must be between 1 and 1000",
+        );
+        check(
+            delivery.max_connections_per_destination <= 10_000,
+            "max_connections_per_destination",
+            "must be at most 10000",
+        );
+        check(
+            delivery.destination_wait_secs <= 3600,
+            "destination_wait_secs",
+            "must be at most 3600",
         );
         check(
             (1..=600).contains(&delivery.connect_timeout_secs),

@@ -73,6 +73,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let remote = remote::Remote::new(
         &config.delivery,
         mc_policy::DeliverySettings::new(pool.clone()),
+        redis.clone(),
     )?;
     let mut registry = mc_runtime::metrics::registry("delivery-worker");
     let metrics = metrics::Metrics::register(&mut registry);

@@ -10,6 +10,7 @@
 mod client;
 mod dkim;
 mod hops;
+mod limits;
 pub mod tls;
 
 use crate::Ctx;
@@ -34,6 +35,7 @@ pub struct Remote {
     own_names: Vec<String>,
     own_networks: Vec<ipnet::IpNet>,
     idle: Mutex<HashMap<PoolKey, Vec<IdleConnection>>>,
+    limits: limits::Limits,
 }
 
 /// A connection waiting for reuse, and since when.
@@ -59,6 +61,7 @@ impl Remote {
     pub fn new(
         config: &crate::config::DeliverySection,
         settings: DeliverySettings,
+        redis: Option<mc_runtime::stores::RedisStore>,
     ) -> anyhow::Result<Self> {
         use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
         use hickory_resolver::net::runtime::TokioRuntimeProvider;
@@ -97,6 +100,14 @@ impl Remote {
             own_names,
             own_networks: config.own_networks.clone(),
             idle: Mutex::new(HashMap::new()),
+            limits: limits::Limits::new(
+                redis,
+                config.max_connections_per_destination,
+                Duration::from_secs(
+                    config.connect_timeout_secs + 4 * config.command_timeout_secs + 60,
+                ),
+                Duration::from_secs(config.destination_wait_secs),
+            ),
         })
     }
 
@@ -244,7 +255,21 @@ async fn transfer(
         for ip in &hop.addrs {
             let peer = SocketAddr::new(*ip, hop.port);
             let started = Instant::now();
+            let slot = match ctx.remote.limits.acquire(&hop.name).await {
+                Ok(slot) => slot,
+                Err(limits::Busy) => {
+                    ctx.metrics.connections("limited");
+                    last_problem = format!(
+                        "4.4.5 {}: the limit of {} concurrent deliveries to this host is reached",
+                        hop.name, ctx.config.max_connections_per_destination
+                    );
+                    continue;
+                }
+            };
             let result = session(ctx, hop, peer, chunk, message).await;
+            if let Some(slot) = slot {
+                slot.release().await;
+            }
             ctx.metrics
                 .attempt_seconds
                 .observe(started.elapsed().as_secs_f64());
