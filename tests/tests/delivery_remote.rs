@@ -764,3 +764,94 @@ async fn concurrent_transactions_per_host_are_limited_across_the_cluster() {
         "{limited}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_success_reports_local_delivery_and_relaying_to_a_server_without_dsn() {
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    loopback_may_relay(&db).await;
+    // aiosmtpd offers no DSN: mail relayed there gets a "relayed" report from us.
+    let sink = SinkProcess::start(SinkOptions::default());
+    let mut zone = Zone::default();
+    zone.mx("remote.test", 10, "mx.remote.test")
+        .a("mx.remote.test", Ipv4Addr::LOCALHOST);
+    let dns = DnsServer::start(zone);
+    let ingress = IngressProcess::start(&db, &[]);
+    let (mut client, _) = RawClient::connect(ingress.mx_port);
+    assert_eq!(client.cmd("EHLO client.test").code, 250);
+    assert_eq!(
+        client.cmd("MAIL FROM:<alice@example.test> ENVID=E77").code,
+        250
+    );
+    for rcpt in [
+        "RCPT TO:<bob@example.test> NOTIFY=SUCCESS,FAILURE",
+        "RCPT TO:<far@remote.test> NOTIFY=SUCCESS",
+        "RCPT TO:<quiet@remote.test>",
+    ] {
+        assert_eq!(client.cmd(rcpt).code, 250, "{rcpt}");
+    }
+    assert_eq!(client.cmd("DATA").code, 354);
+    let reply = client.cmd("Subject: tell me\r\n\r\nbody\r\n.");
+    let id = queued_id(&reply.line()).expect("queue id");
+    let worker = start_worker(&db, &ingress, &worker_env(&dns, sink.port(), None, "[]"));
+    let states = settled(&db, &id, &worker, false).await;
+    assert!(states.iter().all(|s| s.1 == "delivered"), "{states:?}");
+    // Two reports (bob delivered, far relayed), none for quiet@ (no NOTIFY: failures only).
+    let alice = {
+        let started = Instant::now();
+        loop {
+            let messages = inbox(&db, "alice@example.test").await;
+            if messages.len() >= 2 {
+                break messages;
+            }
+            assert!(
+                started.elapsed() < WAIT,
+                "{messages:?}\n{}",
+                worker.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(inbox(&db, "alice@example.test").await.len(), 2);
+    let entries = mc_tests::smtp::queued(&db).await;
+    let mut texts = Vec::new();
+    for (_, id) in &alice {
+        let entry = entries.iter().find(|e| &e.id == id).expect("report entry");
+        assert_eq!(entry.sender, "");
+        texts.push(String::from_utf8_lossy(&ingress.body(entry).await).to_string());
+    }
+    texts.sort();
+    let delivered = texts
+        .iter()
+        .find(|t| t.contains("Action: delivered"))
+        .expect("a delivered report");
+    assert!(
+        delivered.contains("Final-Recipient: rfc822; bob@example.test"),
+        "{delivered}"
+    );
+    assert!(
+        delivered.contains("Subject: Successful Mail Delivery Report"),
+        "{delivered}"
+    );
+    assert!(
+        delivered.contains("Original-Envelope-Id: E77"),
+        "{delivered}"
+    );
+    let relayed = texts
+        .iter()
+        .find(|t| t.contains("Action: relayed"))
+        .expect("a relayed report");
+    assert!(
+        relayed.contains("Final-Recipient: rfc822; far@remote.test"),
+        "{relayed}"
+    );
+    assert!(
+        relayed.contains("Remote-MTA: dns; mx.remote.test"),
+        "{relayed}"
+    );
+    assert_eq!(
+        sink.messages()[0].rcpt_tos,
+        ["far@remote.test", "quiet@remote.test"]
+    );
+}

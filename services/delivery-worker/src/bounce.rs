@@ -33,6 +33,38 @@ impl Failure {
     }
 }
 
+/// Whether the sender asked to hear about success (RFC 3461 NOTIFY=SUCCESS); never for `<>`.
+pub fn wants_success(recipient: &Claimed) -> bool {
+    !recipient.sender.is_empty()
+        && recipient
+            .dsn_notify
+            .as_deref()
+            .is_some_and(|notify| notify.to_ascii_uppercase().contains("SUCCESS"))
+}
+
+/// The success report for a recipient who asked for one: delivered here, or relayed to
+/// `relayed_to`, a server that offers no DSN of its own. Stored, ready to be queued with the
+/// delivered mark.
+pub async fn success(
+    ctx: &Ctx,
+    recipient: &Claimed,
+    relayed_to: Option<&str>,
+) -> Result<NewEntry, String> {
+    let (action, diagnostic) = match relayed_to {
+        None => (
+            Action::Delivered,
+            "250 2.0.0 delivered to the mailbox".to_string(),
+        ),
+        Some(host) => (
+            Action::Relayed,
+            format!("250 2.0.0 relayed to {host}, which sends no delivery reports"),
+        ),
+    };
+    let mut report = Failure::new("2.0.0", diagnostic);
+    report.remote_mta = relayed_to.map(str::to_string);
+    build(ctx, recipient, &recipient.address, &report, action).await
+}
+
 /// Whether the sender asked to hear about failures: yes unless the sender is `<>` (bounces are
 /// never bounced) or NOTIFY said NEVER or named other events only (RFC 3461 section 4.1).
 fn wants_bounce(recipient: &Claimed) -> bool {
@@ -71,7 +103,7 @@ pub async fn fail(
         ctx.queue.failed(lease, &failure.diagnostic).await?;
         return Ok(Recorded::Failed);
     }
-    match build(ctx, recipient, &recipient.address, failure).await {
+    match build(ctx, recipient, &recipient.address, failure, Action::Failed).await {
         Ok(bounce) => {
             ctx.queue
                 .failed_with_bounce(lease, &failure.diagnostic, &bounce)
@@ -98,7 +130,9 @@ pub async fn for_target(
     if !wants_bounce(recipient) {
         return Ok(None);
     }
-    build(ctx, recipient, target, failure).await.map(Some)
+    build(ctx, recipient, target, failure, Action::Failed)
+        .await
+        .map(Some)
 }
 
 /// Builds and stores the notification about `final_recipient`; returns its queue entry.
@@ -107,11 +141,14 @@ async fn build(
     recipient: &Claimed,
     final_recipient: &str,
     failure: &Failure,
+    action: Action,
 ) -> Result<NewEntry, String> {
     let key = BlobKey::parse(&recipient.blob_key).map_err(|e| e.to_string())?;
     let size = u64::try_from(recipient.size_bytes).map_err(|e| e.to_string())?;
     let offset = u64::try_from(recipient.blob_offset).map_err(|e| e.to_string())?;
-    let full = recipient.dsn_ret.as_deref() == Some("FULL")
+    // A success report carries the header section only (RFC 3461 4.3: RET is for failures).
+    let full = action == Action::Failed
+        && recipient.dsn_ret.as_deref() == Some("FULL")
         && size <= ctx.config.bounce_max_original_bytes;
     // Enough of the original for its header section when only that is attached.
     let wanted = if full { size } else { size.min(256 * 1024) };
@@ -126,7 +163,7 @@ async fn build(
     let reports = [RecipientReport {
         final_recipient,
         original_recipient: recipient.dsn_orcpt.as_deref(),
-        action: Action::Failed,
+        action,
         status: &failure.status,
         remote_mta: failure.remote_mta.as_deref(),
         diagnostic: &failure.diagnostic,

@@ -20,6 +20,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub enum Outcome {
     Delivered,
+    /// Delivered to a remote server that offers no DSN (reported when NOTIFY=SUCCESS).
+    Relayed(String),
     /// Delivered, and these remote forwards are to be queued with the delivered mark.
     Forwarded(Vec<NewEntry>),
     Deferred(String),
@@ -117,7 +119,27 @@ pub async fn record(ctx: &Ctx, recipient: &Claimed, outcome: Outcome, policy: Op
     let lease = recipient.lease();
     let recorded = match &outcome {
         Outcome::Fenced => Err(LeaseError::Fenced(mc_queue::lease::Fenced::of(lease))),
-        Outcome::Delivered => ctx.queue.delivered(lease).await.map(|()| "delivered"),
+        Outcome::Delivered | Outcome::Relayed(_) if bounce::wants_success(recipient) => {
+            let relayed = match &outcome {
+                Outcome::Relayed(host) => Some(host.as_str()),
+                _ => None,
+            };
+            match bounce::success(ctx, recipient, relayed).await {
+                Ok(report) => ctx
+                    .queue
+                    .delivered_with(lease, std::slice::from_ref(&report))
+                    .await
+                    .map(|()| "delivered"),
+                Err(error) => {
+                    // Delivered all the same: a missing report is not worth a second delivery.
+                    tracing::warn!(%error, recipient = recipient.recipient_id, "success report not stored");
+                    ctx.queue.delivered(lease).await.map(|()| "delivered")
+                }
+            }
+        }
+        Outcome::Delivered | Outcome::Relayed(_) => {
+            ctx.queue.delivered(lease).await.map(|()| "delivered")
+        }
         Outcome::Forwarded(entries) => ctx
             .queue
             .delivered_with(lease, entries)
@@ -146,7 +168,10 @@ pub async fn record(ctx: &Ctx, recipient: &Claimed, outcome: Outcome, policy: Op
         Ok(label) => {
             ctx.metrics.outcome(label);
             let reason = match &outcome {
-                Outcome::Delivered | Outcome::Forwarded(_) | Outcome::Fenced => "",
+                Outcome::Delivered
+                | Outcome::Relayed(_)
+                | Outcome::Forwarded(_)
+                | Outcome::Fenced => "",
                 Outcome::Deferred(reason) => reason.as_str(),
                 Outcome::Failed(failure) => failure.diagnostic.as_str(),
             };

@@ -174,9 +174,12 @@ async fn round(ctx: &Arc<Ctx>, claimed: Vec<Claimed>) {
     let mut candidates = Vec::new();
     let mut rest = Vec::new();
     for (recipient, resolution) in resolved {
+        // A recipient who asked for a success report goes the careful way (it queues one).
         match batch::accounts(&resolution) {
-            Some(accounts) => candidates.push((recipient, resolution, accounts)),
-            None => rest.push((recipient, resolution)),
+            Some(accounts) if !bounce::wants_success(&recipient) => {
+                candidates.push((recipient, resolution, accounts));
+            }
+            _ => rest.push((recipient, resolution)),
         }
     }
     let per_recipient = |rest: Vec<(Claimed, deliver::Resolution)>| {

@@ -274,10 +274,10 @@ async fn transfer(
                 .attempt_seconds
                 .observe(started.elapsed().as_secs_f64());
             match result {
-                Ok(replies) => {
+                Ok((replies, dsn)) => {
                     return replies
                         .into_iter()
-                        .map(|reply| outcome(&hop.name, reply))
+                        .map(|reply| outcome(&hop.name, reply, dsn))
                         .collect();
                 }
                 Err(problem) => {
@@ -293,9 +293,14 @@ async fn transfer(
         .collect()
 }
 
-fn outcome(host: &str, reply: Reply) -> Outcome {
+/// `dsn`: the server took DSN parameters (and so reports success itself, if asked).
+fn outcome(host: &str, reply: Reply, dsn: bool) -> Outcome {
     if reply.is_positive() {
-        Outcome::Delivered
+        if dsn {
+            Outcome::Delivered
+        } else {
+            Outcome::Relayed(host.to_string())
+        }
     } else if reply.is_permanent() {
         let mut failure = Failure::new_owned(reply.status(), reply.one_line());
         failure.remote_mta = Some(host.to_string());
@@ -313,7 +318,7 @@ async fn session(
     peer: SocketAddr,
     chunk: &[&Claimed],
     message: &[u8],
-) -> Result<Vec<Reply>, String> {
+) -> Result<(Vec<Reply>, bool), String> {
     let remote = &ctx.remote;
     let key = PoolKey {
         peer,
@@ -402,7 +407,8 @@ async fn run(
     key: &PoolKey,
     chunk: &[&Claimed],
     message: &[u8],
-) -> Result<Vec<Reply>, ClientError> {
+) -> Result<(Vec<Reply>, bool), ClientError> {
+    let dsn = connection.capabilities.dsn;
     let replies = transaction(&mut connection, chunk, message).await?;
     if ctx.config.connection_idle_secs > 0 {
         // RSET proves the session is still in order before anyone reuses it.
@@ -414,11 +420,11 @@ async fn run(
                 connection,
                 Duration::from_secs(ctx.config.connection_idle_secs),
             );
-            return Ok(replies);
+            return Ok((replies, dsn));
         }
     }
     connection.quit().await;
-    Ok(replies)
+    Ok((replies, dsn))
 }
 
 fn needs_smtputf8(chunk: &[&Claimed]) -> bool {

@@ -17,6 +17,10 @@ pub enum Action {
     Failed,
     /// Still trying (a delay warning).
     Delayed,
+    /// Put into the recipient's mailbox (NOTIFY=SUCCESS).
+    Delivered,
+    /// Passed to a server that does not offer DSN: no report will follow from there.
+    Relayed,
 }
 
 impl Action {
@@ -24,6 +28,8 @@ impl Action {
         match self {
             Self::Failed => "failed",
             Self::Delayed => "delayed",
+            Self::Delivered => "delivered",
+            Self::Relayed => "relayed",
         }
     }
 }
@@ -82,6 +88,7 @@ impl Notification<'_> {
         };
         let boundary = boundary(self.id, attached);
         let failed = self.recipients.iter().any(|r| r.action == Action::Failed);
+        let delayed = self.recipients.iter().any(|r| r.action == Action::Delayed);
         let host = clean(self.hostname);
         let mut out = String::new();
         let mut line = |text: &str| {
@@ -94,8 +101,10 @@ impl Notification<'_> {
         line(&format!("To: <{}>", clean(self.to)));
         line(if failed {
             "Subject: Undelivered Mail Returned to Sender"
-        } else {
+        } else if delayed {
             "Subject: Delayed Mail (still being retried)"
+        } else {
+            "Subject: Successful Mail Delivery Report"
         });
         line(&format!("Date: {}", date(self.now)));
         line(&format!("Message-ID: <{}.dsn@{host}>", clean(self.id)));
@@ -116,9 +125,13 @@ impl Notification<'_> {
         if failed {
             line("Your message could not be delivered to one or more recipients.");
             line("The reasons are given below.");
-        } else {
+        } else if delayed {
             line("Your message has not been delivered yet to one or more recipients.");
             line("Delivery is still being retried; you do not need to send it again.");
+        } else {
+            line("Your message was delivered as you asked to be told.");
+            line("Where it was passed to another server that sends no reports, this is the last");
+            line("report you will get about it.");
         }
         line("");
         for recipient in self.recipients {
