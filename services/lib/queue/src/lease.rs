@@ -1,6 +1,11 @@
 //! The worker side of the queue: claiming due recipients, and changing their state only while
 //! the claim still holds (RELIABILITY.md section 1.2).
 //!
+//! Lookups by id write the state test as `(state || '') = 'queued'`: with the plain form the
+//! planner takes the partial index `queue_recipients_due` (its statistics say it is nearly empty)
+//! and filters the whole backlog by id, once per statement; the expression form cannot use that
+//! index, so the primary key is used.
+//!
 //! PostgreSQL is the authority. A claim takes due recipients (`state = 'queued'` and
 //! `next_attempt_at <= now()`) with `FOR UPDATE SKIP LOCKED`, so concurrent workers never take the
 //! same row, bumps each row's `epoch` (the fencing token) and moves its `next_attempt_at` to the
@@ -111,7 +116,7 @@ async fn mark_delivered<'e>(
     let done = sqlx::query(
         "UPDATE queue_recipients SET state = 'delivered', last_error = NULL, leased_until = NULL,
                 updated_at = now()
-          WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+          WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'",
     )
     .bind(lease.recipient_id)
     .bind(lease.epoch)
@@ -143,7 +148,7 @@ async fn mark_failed<'e>(
     let done = sqlx::query(
         "UPDATE queue_recipients SET state = 'failed', last_error = $3, leased_until = NULL,
                 updated_at = now()
-          WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+          WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'",
     )
     .bind(lease.recipient_id)
     .bind(lease.epoch)
@@ -201,7 +206,7 @@ impl Queue {
             "UPDATE queue_recipients
                 SET next_attempt_at = now() + make_interval(secs => $3),
                     leased_until = now() + make_interval(secs => $3), updated_at = now()
-              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+              WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'",
         )
         .bind(lease.recipient_id)
         .bind(lease.epoch)
@@ -249,7 +254,7 @@ impl Queue {
                 SET next_attempt_at = now() + make_interval(secs => $4), last_error = $3,
                     leased_until = NULL,
                     updated_at = now()
-              WHERE id = $1 AND epoch = $2 AND state = 'queued'",
+              WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'",
         )
         .bind(lease.recipient_id)
         .bind(lease.epoch)
@@ -272,7 +277,7 @@ impl Queue {
         let mut transaction = self.pool.begin().await?;
         let held: Option<i32> = sqlx::query_scalar(
             "SELECT 1 FROM queue_recipients
-              WHERE id = $1 AND epoch = $2 AND state = 'queued'
+              WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'
                 FOR SHARE",
         )
         .bind(lease.recipient_id)
@@ -302,7 +307,7 @@ impl Queue {
             "SELECT r.id, r.epoch FROM queue_recipients r
                JOIN unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
                  ON r.id = l.id AND r.epoch = l.epoch
-              WHERE r.state = 'queued'
+              WHERE (r.state || '') = 'queued'
               ORDER BY r.id
                 FOR SHARE OF r",
         )
@@ -339,7 +344,7 @@ impl Queue {
             "UPDATE queue_recipients r
                 SET state = 'delivered', last_error = NULL, leased_until = NULL, updated_at = now()
                FROM unnest($1::bigint[], $2::bigint[]) AS l(id, epoch)
-              WHERE r.id = l.id AND r.epoch = l.epoch AND r.state = 'queued'",
+              WHERE r.id = l.id AND r.epoch = l.epoch AND (r.state || '') = 'queued'",
         )
         .bind(&ids)
         .bind(&epochs)
