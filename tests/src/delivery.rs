@@ -101,3 +101,29 @@ pub async fn recipient_states(
     .await
     .expect("read the recipients")
 }
+
+/// Sets a route for `domain` (or `*.domain`) to `host:port` with the given TLS mode, optional
+/// login and retry count.
+pub async fn route(
+    db: &TestDatabase,
+    domain: &str,
+    host: &str,
+    port: u16,
+    tls: mc_policy::TlsMode,
+    auth: Option<(&str, &str)>,
+    retries: Option<u32>,
+) {
+    mc_policy::DeliverySettings::new(db.pool.clone())
+        .set_route(&mc_policy::NewRoute {
+            domain: domain.into(),
+            host: host.into(),
+            port: Some(port),
+            tls: Some(tls),
+            username: auth.map(|(user, _)| user.to_string()),
+            password: auth.map(|(_, password)| password.to_string()),
+            retries,
+            retry_minutes: retries.map(|_| 5),
+        })
+        .await
+        .expect("set the route");
+}

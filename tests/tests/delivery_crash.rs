@@ -4,11 +4,13 @@
 //! (RELIABILITY.md R4/R5). And a worker paused (SIGSTOP) in the middle of a delivery, whose lease
 //! ran out and was taken over, can neither record an outcome nor send a bounce when it wakes.
 
-use mc_policy::{DeliverySettings, NewRoute, TlsMode};
+use mc_policy::TlsMode;
 use mc_tests::TestDatabase;
-use mc_tests::delivery::{WorkerProcess, inbox};
+use mc_tests::delivery::{WorkerProcess, inbox, route};
 use mc_tests::sink::{SinkOptions, SinkProcess};
-use mc_tests::smtp::{IngressProcess, RawClient, queued, queued_id, seed_directory};
+use mc_tests::smtp::{
+    IngressProcess, RawClient, loopback_may_relay, queued, queued_id, seed_directory,
+};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -16,57 +18,22 @@ use std::time::{Duration, Instant};
 
 const MESSAGES: usize = 300;
 
-/// Lets 127.0.0.1 send anywhere without AUTH.
-async fn loopback_may_relay(db: &TestDatabase) {
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    mc_policy::IpRanges::new(db.pool.clone())
-        .create(&mc_policy::NewIpRange {
-            name: "relaying loopback".into(),
-            priority: 100,
-            lower: loopback,
-            upper: loopback,
-            allow_smtp: Some(true),
-            allow_pop3: None,
-            allow_imap: None,
-            allow_local_to_local: Some(true),
-            allow_local_to_external: Some(true),
-            allow_external_to_local: Some(true),
-            allow_external_to_external: Some(true),
-            require_auth_local_to_local: Some(false),
-            require_auth_local_to_external: Some(false),
-            require_auth_external_to_local: Some(false),
-            require_auth_external_to_external: Some(false),
-            antispam: None,
-            antivirus: None,
-            expires_at: None,
-        })
-        .await
-        .expect("create the IP range");
-}
-
-async fn route(db: &TestDatabase, domain: &str, port: u16) {
-    DeliverySettings::new(db.pool.clone())
-        .set_route(&NewRoute {
-            domain: domain.into(),
-            host: "127.0.0.1".into(),
-            port: Some(port),
-            tls: Some(TlsMode::None),
-            username: None,
-            password: None,
-            retries: None,
-            retry_minutes: None,
-        })
-        .await
-        .expect("route");
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_workers_lose_nothing_and_deliver_local_copies_once() {
     let db = TestDatabase::migrated().await;
     seed_directory(&db).await;
     loopback_may_relay(&db).await;
     let sink = SinkProcess::start(SinkOptions::default());
-    route(&db, "remote.test", sink.port()).await;
+    route(
+        &db,
+        "remote.test",
+        "127.0.0.1",
+        sink.port(),
+        TlsMode::None,
+        None,
+        None,
+    )
+    .await;
     let ingress = IngressProcess::start(&db, &[]);
     let (mut client, _) = RawClient::connect(ingress.mx_port);
     assert_eq!(client.cmd("EHLO client.test").code, 250);
@@ -192,7 +159,16 @@ async fn a_paused_worker_whose_lease_ran_out_can_neither_record_nor_bounce() {
     seed_directory(&db).await;
     loopback_may_relay(&db).await;
     let (silent_port, release) = silent_then_refusing();
-    route(&db, "remote.test", silent_port).await;
+    route(
+        &db,
+        "remote.test",
+        "127.0.0.1",
+        silent_port,
+        TlsMode::None,
+        None,
+        None,
+    )
+    .await;
     let ingress = IngressProcess::start(&db, &[]);
     let (mut client, _) = RawClient::connect(ingress.mx_port);
     assert_eq!(client.cmd("EHLO client.test").code, 250);
@@ -237,7 +213,16 @@ async fn a_paused_worker_whose_lease_ran_out_can_neither_record_nor_bounce() {
     // at once: B's 550 fails the recipient with one bounce.
     let (refusing_port, release_b) = silent_then_refusing();
     release_b.send(()).unwrap();
-    route(&db, "remote.test", refusing_port).await;
+    route(
+        &db,
+        "remote.test",
+        "127.0.0.1",
+        refusing_port,
+        TlsMode::None,
+        None,
+        None,
+    )
+    .await;
     sqlx::query("UPDATE queue_recipients SET next_attempt_at = now() WHERE queue_id = $1::uuid")
         .bind(&id)
         .execute(&db.pool)

@@ -6,45 +6,17 @@
 //! and forwards of hosted addresses to remote ones.
 
 use mc_directory::Directory;
-use mc_policy::{DeliverySettings, NewRelayer, NewRoute, TlsMode};
+use mc_policy::{DeliverySettings, NewRelayer, TlsMode};
 use mc_tests::TestDatabase;
-use mc_tests::delivery::{WorkerProcess, inbox, recipient_states};
+use mc_tests::delivery::{WorkerProcess, inbox, recipient_states, route};
 use mc_tests::dns::{DnsServer, Zone};
 use mc_tests::sink::{SinkOptions, SinkProcess, dkim_verify};
-use mc_tests::smtp::{IngressProcess, RawClient, queued_id, seed_directory};
+use mc_tests::smtp::{IngressProcess, RawClient, loopback_may_relay, queued_id, seed_directory};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-/// Lets 127.0.0.1 send anywhere without AUTH (the ingress's relay rules are tested elsewhere).
-async fn loopback_may_relay(db: &TestDatabase) {
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    mc_policy::IpRanges::new(db.pool.clone())
-        .create(&mc_policy::NewIpRange {
-            name: "relaying loopback".into(),
-            priority: 100,
-            lower: loopback,
-            upper: loopback,
-            allow_smtp: Some(true),
-            allow_pop3: None,
-            allow_imap: None,
-            allow_local_to_local: Some(true),
-            allow_local_to_external: Some(true),
-            allow_external_to_local: Some(true),
-            allow_external_to_external: Some(true),
-            require_auth_local_to_local: Some(false),
-            require_auth_local_to_external: Some(false),
-            require_auth_external_to_local: Some(false),
-            require_auth_external_to_external: Some(false),
-            antispam: None,
-            antivirus: None,
-            expires_at: None,
-        })
-        .await
-        .expect("create the IP range");
-}
 
 /// A CA and a certificate it issued for `names`, as PEM files in `dir`: (ca, cert, key).
 fn certificates(dir: &std::path::Path, names: &[&str]) -> (PathBuf, PathBuf, PathBuf) {
@@ -332,19 +304,16 @@ async fn retries_run_out_with_a_bounce_and_a_route_overrides_the_retry_count() {
         ..Default::default()
     });
     // A route with no retries: the first temporary failure is final.
-    DeliverySettings::new(db.pool.clone())
-        .set_route(&NewRoute {
-            domain: "remote.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(sink.port()),
-            tls: Some(TlsMode::None),
-            username: None,
-            password: None,
-            retries: Some(0),
-            retry_minutes: Some(5),
-        })
-        .await
-        .expect("route");
+    route(
+        &db,
+        "remote.test",
+        "127.0.0.1",
+        sink.port(),
+        TlsMode::None,
+        None,
+        Some(0),
+    )
+    .await;
     let dns = DnsServer::start(Zone::default());
     let ingress = IngressProcess::start(&db, &[]);
     let id = send(
@@ -387,39 +356,32 @@ async fn a_route_with_required_tls_and_authentication_is_used_instead_of_the_mx(
         auth: Some(("relayuser".into(), "s3cret-pass".into())),
         ..Default::default()
     });
-    let settings = DeliverySettings::new(db.pool.clone());
     let mut zone = Zone::default();
     zone.a("smarthost.partner.test", Ipv4Addr::LOCALHOST)
         // The MX must be ignored: the route wins.
         .mx("partner.test", 10, "mx.partner.test")
         .a("mx.partner.test", Ipv4Addr::new(127, 0, 0, 9));
     let dns = DnsServer::start(zone);
-    settings
-        .set_route(&NewRoute {
-            domain: "*.partner.test".into(),
-            host: "smarthost.partner.test".into(),
-            port: Some(routed.port()),
-            tls: Some(TlsMode::Required),
-            username: Some("relayuser".into()),
-            password: Some("s3cret-pass".into()),
-            retries: None,
-            retry_minutes: None,
-        })
-        .await
-        .expect("route");
-    settings
-        .set_route(&NewRoute {
-            domain: "partner.test".into(),
-            host: "smarthost.partner.test".into(),
-            port: Some(routed.port()),
-            tls: Some(TlsMode::Required),
-            username: Some("relayuser".into()),
-            password: Some("s3cret-pass".into()),
-            retries: None,
-            retry_minutes: None,
-        })
-        .await
-        .expect("route");
+    route(
+        &db,
+        "*.partner.test",
+        "smarthost.partner.test",
+        routed.port(),
+        TlsMode::Required,
+        Some(("relayuser", "s3cret-pass")),
+        None,
+    )
+    .await;
+    route(
+        &db,
+        "partner.test",
+        "smarthost.partner.test",
+        routed.port(),
+        TlsMode::Required,
+        Some(("relayuser", "s3cret-pass")),
+        None,
+    )
+    .await;
     let ingress = IngressProcess::start(&db, &[]);
     let id = send(
         ingress.mx_port,
@@ -461,19 +423,16 @@ async fn required_tls_without_a_verified_certificate_defers() {
         tls: Some((cert, key)),
         ..Default::default()
     });
-    DeliverySettings::new(db.pool.clone())
-        .set_route(&NewRoute {
-            domain: "strict.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(sink.port()),
-            tls: Some(TlsMode::Required),
-            username: None,
-            password: None,
-            retries: None,
-            retry_minutes: None,
-        })
-        .await
-        .expect("route");
+    route(
+        &db,
+        "strict.test",
+        "127.0.0.1",
+        sink.port(),
+        TlsMode::Required,
+        None,
+        None,
+    )
+    .await;
     let dns = DnsServer::start(Zone::default());
     let ingress = IngressProcess::start(&db, &[]);
     let id = send(
@@ -693,19 +652,16 @@ async fn concurrent_transactions_per_host_are_limited_across_the_cluster() {
             held.push(stream);
         }
     });
-    DeliverySettings::new(db.pool.clone())
-        .set_route(&NewRoute {
-            domain: "slow.test".into(),
-            host: "127.0.0.1".into(),
-            port: Some(silent_port),
-            tls: Some(TlsMode::None),
-            username: None,
-            password: None,
-            retries: None,
-            retry_minutes: None,
-        })
-        .await
-        .expect("route");
+    route(
+        &db,
+        "slow.test",
+        "127.0.0.1",
+        silent_port,
+        TlsMode::None,
+        None,
+        None,
+    )
+    .await;
     let dns = DnsServer::start(Zone::default());
     let prefix = mc_testkit::unique_prefix("limits");
     let shared = [("MAILCLUSTER_REDIS__KEY_PREFIX", prefix.as_str())];

@@ -2,38 +2,10 @@
 //! real ingress (a process) for remote recipients. No delivery worker runs, so they stay queued;
 //! a worker's deferral and its claim are written as the worker writes them.
 
-use mc_tests::smtp::{IngressProcess, RawClient, queued_id, seed_directory};
+use mc_tests::smtp::{IngressProcess, RawClient, loopback_may_relay, queued_id, seed_directory};
 use mc_tests::{AdminProcess, TestDatabase, http_get, stderr, stdout};
 use serde_json::Value;
 use std::process::Output;
-
-/// Lets 127.0.0.1 send anywhere without AUTH (the ingress's relay rules are tested elsewhere).
-async fn loopback_may_relay(db: &TestDatabase) {
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
-    mc_policy::IpRanges::new(db.pool.clone())
-        .create(&mc_policy::NewIpRange {
-            name: "relaying loopback".into(),
-            priority: 100,
-            lower: loopback,
-            upper: loopback,
-            allow_smtp: Some(true),
-            allow_pop3: None,
-            allow_imap: None,
-            allow_local_to_local: Some(true),
-            allow_local_to_external: Some(true),
-            allow_external_to_local: Some(true),
-            allow_external_to_external: Some(true),
-            require_auth_local_to_local: Some(false),
-            require_auth_local_to_external: Some(false),
-            require_auth_external_to_local: Some(false),
-            require_auth_external_to_external: Some(false),
-            antispam: None,
-            antivirus: None,
-            expires_at: None,
-        })
-        .await
-        .expect("create the IP range");
-}
 
 /// Sends one message through the ingress; returns its queue id.
 fn send(port: u16, sender: &str, recipients: &[&str], subject: &str) -> String {

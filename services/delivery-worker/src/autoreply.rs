@@ -10,8 +10,7 @@ use crate::Ctx;
 use mc_directory::AutoReply;
 use mc_mailstore::blob::BlobKey;
 use mc_queue::lease::Claimed;
-use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient};
-use std::time::Duration;
+use mc_queue::{Envelope, NewEntry};
 
 /// Most of the original read to find its header section.
 const HEADER_LIMIT: u64 = 64 * 1024;
@@ -197,35 +196,9 @@ async fn build(
         message.push_str(line);
         message.push_str("\r\n");
     }
-    let body = message.into_bytes();
-    let size = body.len() as u64;
-    let key = BlobKey::for_content(&body);
-    ctx.queue
-        .reserve_blob(&key, size)
+    crate::bounce::notice(ctx, id, message.into_bytes(), &recipient.sender)
         .await
-        .map_err(|e| e.to_string())?;
-    ctx.blobs
-        .put(&key, bytes::Bytes::from(body))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(Some(NewEntry {
-        body: BodyLocation::whole(key, size),
-        envelope: Envelope {
-            id,
-            sender: String::new(),
-            client_ip: None,
-            client_helo: None,
-            auth_user: None,
-            dsn_ret: None,
-            dsn_envid: None,
-            recipients: vec![NewRecipient {
-                address: recipient.sender.clone(),
-                dsn_notify: None,
-                dsn_orcpt: None,
-            }],
-            lifetime: Duration::from_secs(ctx.config.bounce_lifetime_secs),
-        },
-    }))
+        .map(Some)
 }
 
 /// Records the reply as sent to this sender, in the copy's transaction; false if another

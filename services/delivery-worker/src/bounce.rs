@@ -180,6 +180,17 @@ async fn build(
         attach: if full { Return::Full } else { Return::Headers },
     }
     .render();
+    notice(ctx, id, body, &recipient.sender).await
+}
+
+/// Stores a message this server wrote (a bounce, a report, an auto-reply) and returns its queue
+/// entry from `<>` to `to`, ready to be queued with whatever else the caller commits.
+pub async fn notice(
+    ctx: &Ctx,
+    id: uuid::Uuid,
+    body: Vec<u8>,
+    to: &str,
+) -> Result<NewEntry, String> {
     let size = body.len() as u64;
     let key = BlobKey::for_content(&body);
     ctx.queue
@@ -201,7 +212,7 @@ async fn build(
             dsn_ret: None,
             dsn_envid: None,
             recipients: vec![NewRecipient {
-                address: recipient.sender.clone(),
+                address: to.to_string(),
                 dsn_notify: None,
                 dsn_orcpt: None,
             }],

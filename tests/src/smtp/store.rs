@@ -89,6 +89,35 @@ pub async fn loopback_is_internet(db: &TestDatabase) {
         .expect("create the IP range");
 }
 
+/// Lets 127.0.0.1 send anywhere without AUTH (priority 200): for tests about delivery, whose
+/// messages the ingress must accept whatever their sender and recipients.
+pub async fn loopback_may_relay(db: &TestDatabase) {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    mc_policy::IpRanges::new(db.pool.clone())
+        .create(&mc_policy::NewIpRange {
+            name: "relaying loopback".into(),
+            priority: 200,
+            lower: loopback,
+            upper: loopback,
+            allow_smtp: Some(true),
+            allow_pop3: None,
+            allow_imap: None,
+            allow_local_to_local: Some(true),
+            allow_local_to_external: Some(true),
+            allow_external_to_local: Some(true),
+            allow_external_to_external: Some(true),
+            require_auth_local_to_local: Some(false),
+            require_auth_local_to_external: Some(false),
+            require_auth_external_to_local: Some(false),
+            require_auth_external_to_external: Some(false),
+            antispam: None,
+            antivirus: None,
+            expires_at: None,
+        })
+        .await
+        .expect("create the IP range");
+}
+
 /// Number of rows in `table` (a fixed table name from the test).
 pub async fn count(db: &TestDatabase, table: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {table}")))
