@@ -162,3 +162,32 @@ async fn shutdown_reply_names_the_host() {
         Some(expected.as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_in_the_middle_of_its_data_may_finish_after_sigterm() {
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    let mut ingress = IngressProcess::start(&db, &[]);
+    let (mut sending, _) = RawClient::connect(ingress.mx_port);
+    assert_eq!(sending.cmd("EHLO client.test").code, 250);
+    assert_eq!(sending.cmd("MAIL FROM:<sender@remote.test>").code, 250);
+    assert_eq!(sending.cmd("RCPT TO:<alice@example.test>").code, 250);
+    assert_eq!(sending.cmd("DATA").code, 354);
+    sending.send(b"Subject: finished late\r\n\r\nthe first half, ");
+    std::thread::sleep(Duration::from_millis(100));
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(ingress.child.id().to_string())
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    // The client goes on within the drain window and gets its 250; the next command is refused.
+    std::thread::sleep(Duration::from_millis(500));
+    let reply = sending.cmd("the second half.\r\n.");
+    assert_eq!(reply.code, 250, "{reply:?}");
+    let next = sending.cmd("MAIL FROM:<sender@remote.test>");
+    assert_eq!(next.code, 421, "{next:?}");
+    let exit = ingress.child.wait().expect("exit status");
+    assert!(exit.success(), "{exit:?}\n{}", ingress.log_text());
+    assert_eq!(count(&db, "queue_entries").await, 1);
+}

@@ -37,7 +37,16 @@ pub struct Connection {
     command_timeout: Duration,
     session_deadline: Instant,
     shutdown: CancellationToken,
+    /// Set while a message's data is being received: shutdown then waits up to
+    /// `MESSAGE_DRAIN` for the client to finish it (its 250 comes after), instead of cutting it.
+    in_message: bool,
+    /// When a message still being received is cut off, once shutdown was seen during it.
+    drain_until: Option<Instant>,
 }
+
+/// How long a message in the middle of its data may still arrive after shutdown is requested
+/// (well inside the ingress's shutdown grace, so the 250 or the 421 still goes out).
+pub const MESSAGE_DRAIN: Duration = Duration::from_secs(5);
 
 impl Connection {
     pub fn new(
@@ -54,7 +63,14 @@ impl Connection {
             command_timeout,
             session_deadline,
             shutdown,
+            in_message: false,
+            drain_until: None,
         }
+    }
+
+    /// Marks the start or end of a message's data (see `MESSAGE_DRAIN`).
+    pub fn set_in_message(&mut self, in_message: bool) {
+        self.in_message = in_message;
     }
 
     pub fn queue_reply(&mut self, reply: &mc_smtp::Reply) {
@@ -105,11 +121,31 @@ impl Connection {
         }
         let idle_deadline = now + self.command_timeout;
         let deadline = idle_deadline.min(self.session_deadline);
+        // Shutdown ends the wait at once, except during a message's data: then the client has
+        // until `drain_until` to finish it.
+        let stop_at = if self.in_message && self.shutdown.is_cancelled() {
+            Some(*self.drain_until.get_or_insert(now + MESSAGE_DRAIN))
+        } else {
+            None
+        };
+        let in_message = self.in_message;
+        let shutdown = &self.shutdown;
+        let stop = async move {
+            match stop_at {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => {
+                    shutdown.cancelled().await;
+                    if in_message {
+                        tokio::time::sleep(MESSAGE_DRAIN).await;
+                    }
+                }
+            }
+        };
         let len = self.input.len();
         self.input.resize(len + READ_CHUNK, 0);
         let result = tokio::select! {
             result = tokio::time::timeout_at(deadline, self.stream.read(&mut self.input[len..])) => result,
-            () = self.shutdown.cancelled() => {
+            () = stop => {
                 self.input.truncate(len);
                 return Err(ReadError::Shutdown);
             }

@@ -231,9 +231,17 @@ async fn perform(
                     }
                 }
             }
-            Action::StartData => return receive_data(ctx, connection, session, client).await,
+            Action::StartData => {
+                connection.set_in_message(true);
+                let flow = receive_data(ctx, connection, session, client).await;
+                connection.set_in_message(false);
+                return flow;
+            }
             Action::ReceiveChunk { size, last } => {
-                return receive_chunk(ctx, connection, session, client, size, last).await;
+                connection.set_in_message(true);
+                let flow = receive_chunk(ctx, connection, session, client, size, last).await;
+                connection.set_in_message(false);
+                return flow;
             }
             Action::DiscardChunk { size, reply, close } => {
                 if let Err(error) = connection.skip(size).await {
