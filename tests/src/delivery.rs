@@ -127,3 +127,26 @@ pub async fn route(
         .await
         .expect("set the route");
 }
+
+/// Waits (up to 20 s) until `account`'s INBOX holds at least `count` messages; returns their
+/// queue ids in UID order. Panics with the worker's log otherwise.
+pub async fn wait_for_inbox(
+    db: &TestDatabase,
+    account: &str,
+    count: usize,
+    worker: &WorkerProcess,
+) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let messages = inbox(db, account).await;
+        if messages.len() >= count {
+            return messages.into_iter().map(|(_, id)| id).collect();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{account}: {messages:?}\n{}",
+            worker.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

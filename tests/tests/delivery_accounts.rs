@@ -5,7 +5,7 @@
 
 use mc_directory::{AccountUpdate, Directory, ListMode, NewList};
 use mc_tests::TestDatabase;
-use mc_tests::delivery::{WorkerProcess, inbox, recipient_states};
+use mc_tests::delivery::{WorkerProcess, inbox, recipient_states, wait_for_inbox};
 use mc_tests::smtp::{IngressProcess, RawClient, queued, queued_id, seed_directory};
 use std::time::{Duration, Instant};
 
@@ -43,28 +43,6 @@ async fn settled(
         assert!(
             started.elapsed() < WAIT,
             "{states:?}\n{}",
-            worker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until `account`'s INBOX holds `count` messages; returns their queue ids.
-async fn inbox_of(
-    db: &TestDatabase,
-    account: &str,
-    count: usize,
-    worker: &WorkerProcess,
-) -> Vec<String> {
-    let started = Instant::now();
-    loop {
-        let messages = inbox(db, account).await;
-        if messages.len() >= count {
-            return messages.into_iter().map(|(_, id)| id).collect();
-        }
-        assert!(
-            started.elapsed() < WAIT,
-            "{account}: {messages:?}\n{}",
             worker.log_text()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -133,7 +111,7 @@ async fn a_full_mailbox_bounces_with_5_2_2_and_a_full_list_member_does_not_stop_
         Some("552 5.2.2 Mailbox full: bob@example.test is over its quota")
     );
     assert_eq!(inbox(&db, "bob@example.test").await.len(), 1);
-    let alice = inbox_of(&db, "alice@example.test", 1, &worker).await;
+    let alice = wait_for_inbox(&db, "alice@example.test", 1, &worker).await;
     let entries = queued(&db).await;
     let bounce = entries
         .iter()
@@ -153,7 +131,7 @@ async fn a_full_mailbox_bounces_with_5_2_2_and_a_full_list_member_does_not_stop_
     );
     let states = settled(&db, &listed, &worker).await;
     assert_eq!(states[0].1, "delivered", "{states:?}");
-    let alice = inbox_of(&db, "alice@example.test", 2, &worker).await;
+    let alice = wait_for_inbox(&db, "alice@example.test", 2, &worker).await;
     assert!(alice.contains(&listed));
     assert_eq!(inbox(&db, "bob@example.test").await.len(), 1);
     let entries = queued(&db).await;
@@ -220,7 +198,7 @@ async fn an_out_of_office_reply_goes_once_per_sender_and_never_to_automatic_mail
     }
     assert_eq!(inbox(&db, "bob@example.test").await.len(), 5);
     // Exactly one reply, to alice, from <>.
-    let alice = inbox_of(&db, "alice@example.test", 1, &worker).await;
+    let alice = wait_for_inbox(&db, "alice@example.test", 1, &worker).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let replies: Vec<_> = queued(&db)
         .await
@@ -260,7 +238,7 @@ async fn an_out_of_office_reply_goes_once_per_sender_and_never_to_automatic_mail
         15,
     );
     settled(&db, &third, &worker).await;
-    inbox_of(&db, "alice@example.test", 2, &worker).await;
+    wait_for_inbox(&db, "alice@example.test", 2, &worker).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -302,8 +280,8 @@ async fn forwarding_with_a_kept_copy_and_catch_all_fan_out() {
         assert_eq!(settled(&db, id, &worker).await[0].1, "delivered");
     }
     // Each message once in alice's INBOX (kept copy) and once in bob's (forward).
-    let mut alice = inbox_of(&db, "alice@example.test", 2, &worker).await;
-    let mut bob = inbox_of(&db, "bob@example.test", 2, &worker).await;
+    let mut alice = wait_for_inbox(&db, "alice@example.test", 2, &worker).await;
+    let mut bob = wait_for_inbox(&db, "bob@example.test", 2, &worker).await;
     alice.sort();
     bob.sort();
     let mut expected = vec![direct, caught];

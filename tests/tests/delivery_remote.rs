@@ -8,7 +8,7 @@
 use mc_directory::Directory;
 use mc_policy::{DeliverySettings, NewRelayer, TlsMode};
 use mc_tests::TestDatabase;
-use mc_tests::delivery::{WorkerProcess, inbox, recipient_states, route};
+use mc_tests::delivery::{WorkerProcess, inbox, recipient_states, route, wait_for_inbox};
 use mc_tests::dns::{DnsServer, Zone};
 use mc_tests::sink::{SinkOptions, SinkProcess, dkim_verify};
 use mc_tests::smtp::{IngressProcess, RawClient, loopback_may_relay, queued_id, seed_directory};
@@ -215,15 +215,7 @@ async fn mx_delivery_uses_preference_order_starttls_and_a_dkim_signature_that_ve
     assert_eq!(refused.1, "failed");
     assert_eq!(refused.2.as_deref(), Some("550 5.1.1 No such user here"));
     // The bounce reaches alice's INBOX (local), naming the remote server and its reply.
-    let started = Instant::now();
-    while inbox(&db, "alice@example.test").await.is_empty() {
-        assert!(
-            started.elapsed() < WAIT,
-            "no bounce for alice:\n{}",
-            worker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_inbox(&db, "alice@example.test", 1, &worker).await;
     let metrics = mc_tests::http_get(&format!("{}/metrics", worker.ops_url)).unwrap_or_default();
     assert!(
         metrics.contains("mailcluster_delivery_remote_tls_total{result=\"verified\"} 1"),
@@ -332,15 +324,7 @@ async fn retries_run_out_with_a_bounce_and_a_route_overrides_the_retry_count() {
         ),
         "{error}"
     );
-    let started = Instant::now();
-    while inbox(&db, "alice@example.test").await.is_empty() {
-        assert!(
-            started.elapsed() < WAIT,
-            "no bounce for alice:\n{}",
-            worker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_inbox(&db, "alice@example.test", 1, &worker).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -582,15 +566,7 @@ async fn null_mx_unknown_domains_and_an_mx_pointing_at_us_bounce_at_once() {
         "{states:?}"
     );
     // The failures bounce to alice (one notification per failed recipient).
-    let started = Instant::now();
-    while inbox(&db, "alice@example.test").await.is_empty() {
-        assert!(
-            started.elapsed() < WAIT,
-            "no bounce for alice:\n{}",
-            worker.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_inbox(&db, "alice@example.test", 1, &worker).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -753,26 +729,12 @@ async fn notify_success_reports_local_delivery_and_relaying_to_a_server_without_
     let states = settled(&db, &id, &worker, false).await;
     assert!(states.iter().all(|s| s.1 == "delivered"), "{states:?}");
     // Two reports (bob delivered, far relayed), none for quiet@ (no NOTIFY: failures only).
-    let alice = {
-        let started = Instant::now();
-        loop {
-            let messages = inbox(&db, "alice@example.test").await;
-            if messages.len() >= 2 {
-                break messages;
-            }
-            assert!(
-                started.elapsed() < WAIT,
-                "{messages:?}\n{}",
-                worker.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
+    let alice = wait_for_inbox(&db, "alice@example.test", 2, &worker).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(inbox(&db, "alice@example.test").await.len(), 2);
     let entries = mc_tests::smtp::queued(&db).await;
     let mut texts = Vec::new();
-    for (_, id) in &alice {
+    for id in &alice {
         let entry = entries.iter().find(|e| &e.id == id).expect("report entry");
         assert_eq!(entry.sender, "");
         texts.push(String::from_utf8_lossy(&ingress.body(entry).await).to_string());

@@ -27,23 +27,13 @@ enum Command {
     /// Validate the configuration and exit.
     CheckConfig,
     /// Probe this service's /readyz (ops.listen) and exit 0 when ready, 1 otherwise.
-    Healthcheck {
-        /// Probe this URL instead (plain http://).
-        #[arg(long)]
-        url: Option<String>,
-        /// Give up after this many seconds.
-        #[arg(long, default_value_t = 3)]
-        timeout_secs: u64,
-    },
+    Healthcheck(mc_runtime::healthcheck::HealthcheckArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Healthcheck { url, timeout_secs }) = cli.command {
-        let timeout = std::time::Duration::from_secs(timeout_secs);
-        return mc_runtime::healthcheck::main(cli.config, url, timeout, |c: &WorkerConfig| {
-            c.ops.listen
-        });
+    if let Some(Command::Healthcheck(args)) = cli.command {
+        return args.run(cli.config, |c: &WorkerConfig| c.ops.listen);
     }
     let check_only = matches!(cli.command, Some(Command::CheckConfig));
     let config: WorkerConfig = match mc_runtime::service::load_config(cli.config, check_only) {

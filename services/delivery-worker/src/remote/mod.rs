@@ -228,19 +228,10 @@ async fn read_message(ctx: &Ctx, recipient: &Claimed) -> Result<Vec<u8>, String>
 
 /// `Received:` fields in the header section (the loop guard across servers and forwards).
 fn count_received(message: &[u8]) -> usize {
-    let end = memchr_header_end(message);
-    message[..end]
+    mc_smtp::dsn::header_section(message)
         .split(|&b| b == b'\n')
         .filter(|line| line.len() >= 9 && line[..9].eq_ignore_ascii_case(b"received:"))
         .count()
-}
-
-fn memchr_header_end(message: &[u8]) -> usize {
-    message
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .or_else(|| message.windows(2).position(|w| w == b"\n\n"))
-        .unwrap_or(message.len())
 }
 
 /// One transaction for `chunk`, trying each host and address until one answers.

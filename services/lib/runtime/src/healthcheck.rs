@@ -20,6 +20,34 @@ pub const MAX_RESPONSE_BYTES: usize = 4096;
 /// Path probed when no `--url` is given.
 pub const READY_PATH: &str = "/readyz";
 
+/// The subcommand's arguments, shared by every service binary:
+/// `healthcheck [--url URL] [--timeout-secs N]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HealthcheckArgs {
+    /// Probe this URL instead (plain http://).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT.as_secs())]
+    pub timeout_secs: u64,
+}
+
+impl HealthcheckArgs {
+    /// [`main`] with these arguments.
+    pub fn run<C: ServiceConfig>(
+        self,
+        config_file: Option<PathBuf>,
+        ops_listen: impl FnOnce(&C) -> SocketAddr,
+    ) -> ExitCode {
+        main(
+            config_file,
+            self.url,
+            Duration::from_secs(self.timeout_secs),
+            ops_listen,
+        )
+    }
+}
+
 /// Runs the subcommand: probes `url`, or `/readyz` on the `ops.listen` address of the service's
 /// configuration (`ops_listen` picks it). Prints one line; exit 0 when ready, 1 otherwise
 /// (Docker reserves other codes, so a bad configuration is 1 too).

@@ -193,7 +193,7 @@ impl Notification<'_> {
 
 /// The header section of a message: everything up to and including the blank line, or the
 /// whole message when it has no body.
-fn header_section(message: &[u8]) -> &[u8] {
+pub fn header_section(message: &[u8]) -> &[u8] {
     if message.starts_with(b"\r\n") {
         return &message[..2];
     }
