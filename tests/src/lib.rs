@@ -3,6 +3,7 @@
 //! own database, ports and key prefixes.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod delivery;
 pub mod dns;
 pub mod sink;

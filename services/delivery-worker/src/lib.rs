@@ -243,7 +243,7 @@ async fn follow_hints(redis: RedisStore, wake: Arc<Notify>, shutdown: Cancellati
     use mc_runtime::stores::Followed;
     redis
         .follow("queue:due", &shutdown, |event| match event {
-            Followed::Message => wake.notify_one(),
+            Followed::Message(_) => wake.notify_one(),
             Followed::Live => {}
             Followed::Lost(reason) => {
                 tracing::debug!(%reason, "not following queue hints; polling");

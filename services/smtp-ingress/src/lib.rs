@@ -11,7 +11,6 @@
 
 pub mod accept;
 pub mod config;
-pub mod io;
 pub mod listener;
 pub mod message;
 pub mod metrics;
@@ -153,7 +152,8 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
         readiness,
         shutdown.clone(),
     ));
-    let limits = listener::Limits::new(smtp.max_connections, smtp.max_connections_per_ip);
+    let limits =
+        mc_runtime::connection::Limits::new(smtp.max_connections, smtp.max_connections_per_ip);
     let tasks = TaskTracker::new();
     let mut loops = Vec::new();
     for (kind, listener) in bound {

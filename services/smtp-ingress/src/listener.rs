@@ -3,70 +3,14 @@
 //! balancer, and the TLS handshake on implicit-TLS listeners, then runs as its own task.
 
 use crate::Ctx;
-use crate::io::BoxStream;
 use crate::session::{self, ListenerKind};
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use mc_runtime::connection::{BoxStream, Limits};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
-
-/// Connection slots: a global semaphore and a count per client address.
-pub struct Limits {
-    total: Option<Arc<Semaphore>>,
-    per_ip_max: usize,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
-}
-
-pub struct Slot {
-    limits: Arc<Limits>,
-    ip: IpAddr,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.limits.per_ip.lock()
-            && let Some(count) = map.get_mut(&self.ip)
-        {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.ip);
-            }
-        }
-    }
-}
-
-impl Limits {
-    pub fn new(max_total: usize, per_ip_max: usize) -> Arc<Self> {
-        Arc::new(Self {
-            total: (max_total > 0).then(|| Arc::new(Semaphore::new(max_total))),
-            per_ip_max,
-            per_ip: Mutex::new(HashMap::new()),
-        })
-    }
-
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
-        let permit = match &self.total {
-            Some(semaphore) => Some(semaphore.clone().try_acquire_owned().map_err(|_| "total")?),
-            None => None,
-        };
-        let mut map = self.per_ip.lock().map_err(|_| "total")?;
-        let count = map.entry(ip).or_insert(0);
-        if self.per_ip_max > 0 && *count >= self.per_ip_max {
-            return Err("per_ip");
-        }
-        *count += 1;
-        Ok(Slot {
-            limits: self.clone(),
-            ip,
-            _permit: permit,
-        })
-    }
-}
 
 pub async fn serve(
     ctx: Arc<Ctx>,

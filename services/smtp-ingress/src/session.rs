@@ -6,10 +6,10 @@
 use crate::Ctx;
 use crate::accept::{self, Envelope};
 use crate::config::BareLineEndingPolicy;
-use crate::io::{BoxStream, Connection, ReadError};
 use crate::message::{Additions, Defect, Limits, MessageBuilder};
 use mc_directory::AuthOutcome;
 use mc_policy::IpRange;
+use mc_runtime::connection::{BoxStream, Connection, ReadError};
 use mc_smtp::{Action, BareLineEndings, DataDecoder, Progress, Reply, Session, replies};
 use mc_types::Secret;
 use std::net::IpAddr;
@@ -68,13 +68,13 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
                 .refused_connections
                 .get_or_create(&reason("ip_range"))
                 .inc();
-            connection.queue_reply(&replies::connection_refused());
+            replies::connection_refused().write_to(connection.output());
             connection.shutdown().await;
             return;
         }
         Err(error) => {
             tracing::warn!(%error, "IP range lookup failed");
-            connection.queue_reply(&replies::temporary_failure());
+            replies::temporary_failure().write_to(connection.output());
             connection.shutdown().await;
             return;
         }
@@ -104,7 +104,7 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
         sender_local: false,
         chunked: None,
     };
-    connection.queue_reply(&session.banner());
+    session.banner().write_to(connection.output());
     loop {
         let line = match connection.read_line(config.max_line_bytes).await {
             Ok(line) => line,
@@ -143,7 +143,7 @@ async fn end_on_read_error(ctx: &Ctx, connection: &mut Connection, error: ReadEr
         ReadError::TooLong | ReadError::Closed | ReadError::Io(_) => None,
     };
     if let Some(reply) = reply {
-        connection.queue_reply(&reply);
+        reply.write_to(connection.output());
         connection.shutdown().await;
     }
 }
@@ -193,11 +193,11 @@ async fn perform(
         // Some actions produce a follow-up action (a refusal that counts toward the limit).
         let next = match action {
             Action::Reply(reply) => {
-                connection.queue_reply(&reply);
+                reply.write_to(connection.output());
                 return Flow::Continue;
             }
             Action::Close(reply) => {
-                connection.queue_reply(&reply);
+                reply.write_to(connection.output());
                 return Flow::Close;
             }
             Action::StartTls => return start_tls(ctx, connection, session).await,
@@ -249,7 +249,7 @@ async fn perform(
                     return Flow::Close;
                 }
                 client.chunked = None;
-                connection.queue_reply(&reply);
+                reply.write_to(connection.output());
                 return if close { Flow::Close } else { Flow::Continue };
             }
         };
@@ -259,10 +259,10 @@ async fn perform(
 
 async fn start_tls(ctx: &Arc<Ctx>, connection: &mut Connection, session: &mut Session) -> Flow {
     let Some(tls) = &ctx.tls else {
-        connection.queue_reply(&replies::tls_not_available());
+        replies::tls_not_available().write_to(connection.output());
         return Flow::Continue;
     };
-    connection.queue_reply(&replies::ready_for_tls());
+    replies::ready_for_tls().write_to(connection.output());
     if connection.flush().await.is_err() {
         return Flow::Close;
     }
@@ -426,7 +426,7 @@ async fn receive_data(
     session: &mut Session,
     client: &mut Client,
 ) -> Flow {
-    connection.queue_reply(&replies::start_data());
+    replies::start_data().write_to(connection.output());
     let queue_id = mc_queue::Envelope::new_id();
     let mut builder = new_builder(ctx, session, client, queue_id);
     let mode = match ctx.config.bare_line_endings {
@@ -446,7 +446,7 @@ async fn receive_data(
             tracing::error!(%error, "spooling a message failed");
             session.message_finished();
             // The rest of the data cannot be told apart from commands any more: close.
-            connection.queue_reply(&replies::store_failed());
+            replies::store_failed().write_to(connection.output());
             return Flow::Close;
         }
         decoded.clear();
@@ -460,7 +460,7 @@ async fn receive_data(
     let bare = decoder.bare_line_endings() > 0
         && ctx.config.bare_line_endings == BareLineEndingPolicy::Reject;
     let reply = finish_message(ctx, session, client, queue_id, builder, bare).await;
-    connection.queue_reply(&reply);
+    reply.write_to(connection.output());
     Flow::Continue
 }
 
@@ -496,16 +496,16 @@ async fn receive_chunk(
     if let Some(error) = failed {
         tracing::error!(%error, "spooling a message failed");
         session.message_finished();
-        connection.queue_reply(&replies::store_failed());
+        replies::store_failed().write_to(connection.output());
         return Flow::Continue;
     }
     if !last {
         client.chunked = Some((queue_id, builder));
-        connection.queue_reply(&session.chunk_received(size));
+        session.chunk_received(size).write_to(connection.output());
         return Flow::Continue;
     }
     let reply = finish_message(ctx, session, client, queue_id, builder, false).await;
-    connection.queue_reply(&reply);
+    reply.write_to(connection.output());
     Flow::Continue
 }
 

@@ -162,7 +162,7 @@ pub async fn follow_changes(
                 cache.set_live(true);
                 tracing::debug!("following directory changes; cache live");
             }
-            Followed::Message => cache.clear(),
+            Followed::Message(_) => cache.clear(),
             Followed::Lost(reason) => {
                 cache.set_live(false);
                 tracing::warn!(%reason, "not following directory changes; cache off");

@@ -51,7 +51,7 @@ pub struct Placed {
 /// The message store's index in PostgreSQL. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Mailstore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 impl Mailstore {

@@ -11,8 +11,12 @@
 
 pub mod blob;
 pub mod deliver;
+pub mod mailboxes;
+pub mod messages;
 
 pub use blob::{
     BlobError, BlobErrorKind, BlobKey, BlobStore, FsBlobStore, S3BlobConfig, S3BlobStore,
 };
 pub use deliver::{BatchCopy, DeliverError, Delivery, INBOX, Mailstore, Placed};
+pub use mailboxes::{MailboxCounts, MailboxError, MailboxInfo};
+pub use messages::{Changes, Copied, FetchRow, FlagChange, MessageState, Snapshot, StoreError};

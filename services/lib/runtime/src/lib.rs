@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod connection;
 pub mod healthcheck;
 pub mod metrics;
 pub mod ops;

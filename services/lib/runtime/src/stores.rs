@@ -103,8 +103,8 @@ pub fn pg_check(pool: PgPool) -> Check {
 pub enum Followed {
     /// Subscribed: messages from now on will be heard.
     Live,
-    /// A message arrived (its content is a hint; the facts are in PostgreSQL).
-    Message,
+    /// A message arrived, with its payload (a hint; the facts are in PostgreSQL).
+    Message(String),
     /// Not subscribed (why); messages meanwhile are missed.
     Lost(String),
 }
@@ -170,7 +170,9 @@ impl RedisStore {
                     loop {
                         tokio::select! {
                             message = messages.next() => match message {
-                                Some(_) => on(Followed::Message),
+                                Some(message) => on(Followed::Message(
+                                    message.get_payload::<String>().unwrap_or_default(),
+                                )),
                                 None => break,
                             },
                             () = shutdown.cancelled() => return,

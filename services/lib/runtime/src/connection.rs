@@ -1,9 +1,14 @@
-//! Byte transport of one session: a boxed stream (plain TCP or TLS) with an input buffer, line
-//! framing with a length bound, exact-length reads for BDAT, and output batching so that a
-//! pipelined group of commands gets its replies in one write. Every wait has a deadline.
+//! Byte transport of one protocol session (SMTP, IMAP, POP3): a boxed stream (plain TCP or TLS)
+//! with an input buffer, line framing with a length bound, exact-length reads, and output
+//! batching so that a pipelined group of commands gets its replies in one write. Every wait has
+//! a deadline. Also the connection slots every listener takes ([`Limits`]).
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -45,7 +50,7 @@ pub struct Connection {
 }
 
 /// How long a message in the middle of its data may still arrive after shutdown is requested
-/// (well inside the ingress's shutdown grace, so the 250 or the 421 still goes out).
+/// (well inside a service's shutdown grace, so the final reply still goes out).
 pub const MESSAGE_DRAIN: Duration = Duration::from_secs(5);
 
 impl Connection {
@@ -68,13 +73,29 @@ impl Connection {
         }
     }
 
+    /// Changes how long a read may wait (IMAP: short before login, long after).
+    pub fn set_command_timeout(&mut self, timeout: Duration) {
+        self.command_timeout = timeout;
+    }
+
     /// Marks the start or end of a message's data (see `MESSAGE_DRAIN`).
     pub fn set_in_message(&mut self, in_message: bool) {
         self.in_message = in_message;
     }
 
-    pub fn queue_reply(&mut self, reply: &mc_smtp::Reply) {
-        reply.write_to(&mut self.output);
+    /// Bytes to send at the next flush.
+    pub fn queue(&mut self, bytes: &[u8]) {
+        self.output.extend_from_slice(bytes);
+    }
+
+    /// The output buffer, for writers that serialise in place.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.output
+    }
+
+    /// Bytes queued but not yet sent.
+    pub fn pending_output(&self) -> usize {
+        self.output.len()
     }
 
     pub async fn flush(&mut self) -> std::io::Result<()> {
@@ -220,5 +241,59 @@ impl Connection {
     pub async fn shutdown(&mut self) {
         let _ = self.flush().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.shutdown()).await;
+    }
+}
+
+/// Connection slots: a global semaphore and a count per client address.
+pub struct Limits {
+    total: Option<Arc<Semaphore>>,
+    per_ip_max: usize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+pub struct Slot {
+    limits: Arc<Limits>,
+    ip: IpAddr,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.limits.per_ip.lock()
+            && let Some(count) = map.get_mut(&self.ip)
+        {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Limits {
+    pub fn new(max_total: usize, per_ip_max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            total: (max_total > 0).then(|| Arc::new(Semaphore::new(max_total))),
+            per_ip_max,
+            per_ip: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, &'static str> {
+        let permit = match &self.total {
+            Some(semaphore) => Some(semaphore.clone().try_acquire_owned().map_err(|_| "total")?),
+            None => None,
+        };
+        let mut map = self.per_ip.lock().map_err(|_| "total")?;
+        let count = map.entry(ip).or_insert(0);
+        if self.per_ip_max > 0 && *count >= self.per_ip_max {
+            return Err("per_ip");
+        }
+        *count += 1;
+        Ok(Slot {
+            limits: self.clone(),
+            ip,
+            _permit: permit,
+        })
     }
 }

@@ -1,0 +1,157 @@
+//! access: the IMAP4rev1 (143 STARTTLS / 993 TLS) and POP3 (110 STLS / 995 TLS) servers.
+//!
+//! Sessions read the mailbox index from PostgreSQL and bodies from the object store (ranged
+//! reads for parts), write flags, copies, moves and expunges to PostgreSQL, and tell the other
+//! replicas through Redis (`notify`). Nothing about a session lives anywhere but in the session
+//! itself and PostgreSQL, so any replica can serve any client. It trusts its configuration,
+//! PostgreSQL and the object store; it trusts nothing a client sends. It must never answer OK
+//! to a change before PostgreSQL committed it, never accept a password without TLS unless the
+//! configuration allows it for that client, and never log a password.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod imap;
+pub mod listener;
+pub mod metrics;
+pub mod notify;
+pub mod pop3;
+
+use crate::config::{AccessConfig, AccessSection};
+use crate::listener::Protocol;
+use mc_directory::Directory;
+use mc_mailstore::Mailstore;
+use mc_mailstore::blob::BlobStore;
+use mc_runtime::ops::Readiness;
+use mc_runtime::proxy::ProxyProtocol;
+use mc_runtime::stores::RedisStore;
+use mc_runtime::tls::TlsReloader;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every session shares.
+pub struct Ctx {
+    pub config: AccessSection,
+    pub directory: Directory,
+    pub mailstore: Mailstore,
+    pub blobs: Arc<dyn BlobStore>,
+    pub redis: Option<RedisStore>,
+    pub changes: notify::Changes,
+    pub tls: Option<TlsReloader>,
+    pub proxy: ProxyProtocol,
+    pub metrics: metrics::Metrics,
+    pub shutdown: CancellationToken,
+}
+
+/// How long open sessions may take to reach a safe point after shutdown is requested.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let tls = TlsReloader::load(&config.tls)?;
+    let pool = mc_runtime::stores::pg_connect(&config.database, &shutdown).await?;
+    mc_schema::check_current(&pool).await?;
+    let blobs = config.blob.open()?;
+    let redis = match RedisStore::connect(&config.redis).await {
+        Ok(redis) => Some(redis),
+        Err(error) => {
+            // Redis carries change notices, POP3 locks and failure counts: sessions still work.
+            tracing::warn!(%error, "Redis unavailable; change notices and POP3 locks are off");
+            None
+        }
+    };
+
+    let mut registry = mc_runtime::metrics::registry("access");
+    let metrics = metrics::Metrics::register(&mut registry);
+    let mut readiness =
+        Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
+    let blob_check = blobs.clone();
+    readiness = readiness.with(
+        "blob",
+        Arc::new(move || {
+            let blobs = blob_check.clone();
+            Box::pin(async move {
+                blobs
+                    .check()
+                    .await
+                    .map_err(|e| e.kind().as_str().to_string())
+            })
+        }),
+    );
+
+    let access = config.access.clone();
+    let mut bound = Vec::new();
+    for (protocol, addresses) in [
+        (Protocol::Imap, &access.imap_listen),
+        (Protocol::Imaps, &access.imaps_listen),
+        (Protocol::Pop3, &access.pop3_listen),
+        (Protocol::Pop3s, &access.pop3s_listen),
+    ] {
+        for address in addresses {
+            let listener = TcpListener::bind(address).await.map_err(|e| {
+                anyhow::anyhow!("cannot listen on {address} ({}): {e}", protocol.label())
+            })?;
+            tracing::info!(%address, listener = protocol.label(), "access listening");
+            bound.push((protocol, listener));
+        }
+    }
+    let ops_listener = TcpListener::bind(config.ops.listen).await?;
+
+    let changes = notify::Changes::new(redis.clone());
+    let follower = tokio::spawn(changes.clone().follow(metrics.clone(), shutdown.clone()));
+    let ctx = Arc::new(Ctx {
+        proxy: ProxyProtocol::new(
+            access.proxy_protocol_trusted.clone(),
+            Duration::from_secs(access.handshake_timeout_secs),
+        ),
+        config: access.clone(),
+        directory: Directory::new(pool.clone()),
+        mailstore: Mailstore::new(pool.clone()),
+        blobs,
+        redis,
+        changes,
+        tls: tls.clone(),
+        metrics,
+        shutdown: shutdown.clone(),
+    });
+    let watcher = tls.as_ref().map(|tls| tls.spawn_watcher(shutdown.clone()));
+    let ops = tokio::spawn(mc_runtime::ops::serve(
+        ops_listener,
+        Arc::new(registry),
+        readiness,
+        shutdown.clone(),
+    ));
+    let limits =
+        mc_runtime::connection::Limits::new(access.max_connections, access.max_connections_per_ip);
+    let tasks = TaskTracker::new();
+    let mut loops = Vec::new();
+    for (protocol, listener) in bound {
+        loops.push(tokio::spawn(listener::serve(
+            ctx.clone(),
+            listener,
+            protocol,
+            limits.clone(),
+            tasks.clone(),
+        )));
+    }
+    shutdown.cancelled().await;
+    for handle in loops {
+        let _ = handle.await;
+    }
+    tasks.close();
+    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sessions still open after the shutdown grace period");
+    }
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    follower.abort();
+    ops.await??;
+    pool.close().await;
+    Ok(())
+}

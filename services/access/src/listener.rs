@@ -1,0 +1,151 @@
+//! Accept loops: one per configured address. Each accepted connection passes the connection
+//! limits (total and per client address), the PROXY header when it comes from a trusted load
+//! balancer, and the TLS handshake on implicit-TLS listeners, then runs as its own task.
+
+use crate::Ctx;
+use crate::metrics::ReasonLabels;
+use mc_runtime::connection::{BoxStream, Limits};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::task::TaskTracker;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Imap,
+    Imaps,
+    Pop3,
+    Pop3s,
+}
+
+impl Protocol {
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Imap => "imap",
+            Protocol::Imaps => "imaps",
+            Protocol::Pop3 => "pop3",
+            Protocol::Pop3s => "pop3s",
+        }
+    }
+
+    fn implicit_tls(self) -> bool {
+        matches!(self, Protocol::Imaps | Protocol::Pop3s)
+    }
+
+    fn is_imap(self) -> bool {
+        matches!(self, Protocol::Imap | Protocol::Imaps)
+    }
+}
+
+/// A client connection, before its protocol starts.
+pub struct Client {
+    pub stream: BoxStream,
+    pub ip: IpAddr,
+    pub tls: bool,
+}
+
+pub async fn serve(
+    ctx: Arc<Ctx>,
+    listener: TcpListener,
+    protocol: Protocol,
+    limits: Arc<Limits>,
+    tasks: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = ctx.shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ctx.clone();
+        let limits = limits.clone();
+        tasks.spawn(async move { connection(ctx, stream, peer, protocol, limits).await });
+    }
+}
+
+fn refuse(ctx: &Ctx, reason: &'static str) {
+    ctx.metrics
+        .refused_connections
+        .get_or_create(&ReasonLabels { reason })
+        .inc();
+}
+
+async fn connection(
+    ctx: Arc<Ctx>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    protocol: Protocol,
+    limits: Arc<Limits>,
+) {
+    let handshake = Duration::from_secs(ctx.config.handshake_timeout_secs);
+    let mut ip = mc_policy::canonical_ip(peer.ip());
+    if ctx.proxy.is_trusted(peer.ip()) {
+        match ctx.proxy.read_header(&mut stream, peer).await {
+            Ok(Some(source)) => ip = mc_policy::canonical_ip(source.ip()),
+            Ok(None) => {}
+            Err(error) => {
+                tracing::info!(%error, %peer, "bad PROXY header; closing");
+                refuse(&ctx, "proxy");
+                return;
+            }
+        }
+    }
+    let _slot = match limits.acquire(ip) {
+        Ok(slot) => slot,
+        Err(which) => {
+            refuse(
+                &ctx,
+                if which == "per_ip" {
+                    "per_ip_limit"
+                } else {
+                    "connection_limit"
+                },
+            );
+            if !protocol.implicit_tls() {
+                let reply: &[u8] = if protocol.is_imap() {
+                    b"* BYE Too many connections, try again later\r\n"
+                } else {
+                    b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
+            }
+            return;
+        }
+    };
+    let client = if protocol.implicit_tls() {
+        let Some(tls) = &ctx.tls else { return };
+        match tokio::time::timeout(handshake, tls.acceptor().accept(stream)).await {
+            Ok(Ok(tls_stream)) => Client {
+                stream: Box::new(tls_stream),
+                ip,
+                tls: true,
+            },
+            _ => {
+                refuse(&ctx, "tls_handshake");
+                return;
+            }
+        }
+    } else {
+        Client {
+            stream: Box::new(stream),
+            ip,
+            tls: false,
+        }
+    };
+    if protocol.is_imap() {
+        crate::imap::run(ctx.clone(), client).await;
+    } else {
+        crate::pop3::run(ctx.clone(), client).await;
+    }
+}

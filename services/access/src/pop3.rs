@@ -1,0 +1,433 @@
+//! The POP3 session driver (RFC 1939, 2449, 2595, 5034) around `mc_pop3::Session`: it reads
+//! lines, checks logins, holds the maildrop lock, streams messages from the object store and
+//! applies deletions at QUIT.
+//!
+//! The maildrop is the account's INBOX. A message's unique id is `<UIDVALIDITY>.<UID>`, stable
+//! for as long as the message exists. One session per maildrop at a time across the cluster: a
+//! Redis lease (`pop3lock:<account id>`, renewed with every command, expiring after
+//! `pop3_lock_secs` if its holder died) that `mailctl account unlock` can clear. Without Redis the
+//! lock cannot be taken and is skipped (deletions stay safe: they name UIDs, not positions).
+
+use crate::Ctx;
+use crate::auth::{Account, Login, login};
+use crate::listener::Client;
+use crate::metrics::ProtocolLabels;
+use mc_mailstore::blob::BlobKey;
+use mc_pop3::{Action, Config, LoginFailure, Maildrop, MaildropEntry, MessageEncoder, Session};
+use mc_runtime::connection::{Connection, ReadError};
+use mc_runtime::stores::RedisStore;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PROTOCOL: &str = "pop3";
+
+/// Message bytes read from the object store per ranged read while streaming RETR.
+const RETR_CHUNK: u64 = 256 * 1024;
+
+/// The Redis key of an account's maildrop lock.
+pub fn lock_key(account_id: i64) -> String {
+    format!("pop3lock:{account_id}")
+}
+
+/// A held maildrop lock: the token proves it is ours when renewing and releasing.
+struct Lock {
+    redis: RedisStore,
+    key: String,
+    token: String,
+    seconds: u64,
+}
+
+const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('EXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+    return redis.call('DEL', KEYS[1]) else return 0 end";
+
+impl Lock {
+    /// `Ok(None)`: another session holds it.
+    async fn take(ctx: &Ctx, account_id: i64) -> Result<Option<Option<Lock>>, redis::RedisError> {
+        let Some(redis) = &ctx.redis else {
+            return Ok(Some(None));
+        };
+        let key = redis.key(&lock_key(account_id));
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let mut connection = redis.connection.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(&key)
+            .arg(&token)
+            .arg("NX")
+            .arg("EX")
+            .arg(ctx.config.pop3_lock_secs)
+            .query_async(&mut connection)
+            .await?;
+        Ok(taken.map(|_| {
+            Some(Lock {
+                redis: redis.clone(),
+                key,
+                token,
+                seconds: ctx.config.pop3_lock_secs,
+            })
+        }))
+    }
+
+    async fn renew(&self) {
+        let mut connection = self.redis.connection.clone();
+        let _: redis::RedisResult<i64> = redis::Script::new(RENEW)
+            .key(&self.key)
+            .arg(&self.token)
+            .arg(self.seconds)
+            .invoke_async(&mut connection)
+            .await;
+    }
+
+    async fn release(self) {
+        let mut connection = self.redis.connection.clone();
+        let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
+            .key(&self.key)
+            .arg(&self.token)
+            .invoke_async(&mut connection)
+            .await;
+    }
+}
+
+/// The maildrop of a logged-in session.
+struct Drop {
+    account: Account,
+    mailbox_id: i64,
+    uid_validity: i64,
+    /// `(uid, size)` in listing order.
+    messages: Vec<(i64, i64)>,
+    lock: Option<Lock>,
+}
+
+pub async fn run(ctx: Arc<Ctx>, client: Client) {
+    let config = Config {
+        hostname: ctx.config.hostname.clone(),
+        welcome: None,
+        tls_available: ctx.tls.is_some(),
+        allow_plaintext_auth: ctx.config.plaintext_auth_allowed(client.ip),
+    };
+    let mut session = Session::new(config, client.tls);
+    let mut connection = Connection::new(
+        client.stream,
+        Duration::from_secs(ctx.config.login_timeout_secs),
+        tokio::time::Instant::now() + Duration::from_secs(24 * 3600),
+        ctx.shutdown.clone(),
+    );
+    ctx.metrics
+        .transition(PROTOCOL, None, Some("not_authenticated"));
+    let mut state = "not_authenticated";
+    connection.queue(session.greeting().as_bytes());
+    let mut maildrop: Option<Drop> = None;
+    loop {
+        count_sent(&ctx, connection.pending_output() as u64);
+        let line = match connection.read_line(mc_pop3::MAX_LINE_LEN + 2).await {
+            Ok(line) => Some(line),
+            Err(ReadError::TooLong) => None,
+            Err(ReadError::Shutdown) => {
+                connection.queue(b"-ERR [SYS/TEMP] Server shutting down\r\n");
+                break;
+            }
+            Err(_) => break,
+        };
+        let started = Instant::now();
+        let mut action = match &line {
+            Some(line) => session.on_line(line),
+            None => session.on_overlong_line(),
+        };
+        let name = line.as_deref().map_or("overlong", command_name);
+        let closing = loop {
+            match action {
+                Action::Reply(reply) => {
+                    connection.queue(reply.as_bytes());
+                    break false;
+                }
+                Action::Close(reply) => {
+                    connection.queue(reply.as_bytes());
+                    break true;
+                }
+                Action::StartTls(reply) => {
+                    connection.queue(reply.as_bytes());
+                    if start_tls(&ctx, &mut connection).await {
+                        session.tls_started();
+                        break false;
+                    }
+                    break true;
+                }
+                Action::Authenticate { user, password } => {
+                    let password = mc_types::Secret::new(password.expose().to_string());
+                    action = match login(&ctx, client.ip, PROTOCOL, &user, password).await {
+                        Login::Success(account) => match open(&ctx, account).await {
+                            Ok(drop) => {
+                                let listing = drop
+                                    .messages
+                                    .iter()
+                                    .map(|(uid, size)| MaildropEntry {
+                                        size: *size as u64,
+                                        uid: format!("{}.{uid}", drop.uid_validity),
+                                    })
+                                    .collect();
+                                match Maildrop::new(listing) {
+                                    Ok(listed) => {
+                                        connection.set_command_timeout(Duration::from_secs(
+                                            ctx.config.idle_timeout_secs.min(600),
+                                        ));
+                                        maildrop = Some(drop);
+                                        session.login_succeeded(listed)
+                                    }
+                                    Err(_) => {
+                                        if let Some(lock) = drop.lock {
+                                            lock.release().await;
+                                        }
+                                        session.login_failed(LoginFailure::Permanent)
+                                    }
+                                }
+                            }
+                            Err(failure) => session.login_failed(failure),
+                        },
+                        Login::Refused => session.login_failed(LoginFailure::BadCredentials),
+                        Login::Unavailable => session.login_failed(LoginFailure::Temporary),
+                    };
+                }
+                Action::SendMessage {
+                    index,
+                    top_lines,
+                    reply,
+                } => {
+                    let Some(drop) = &maildrop else {
+                        break true;
+                    };
+                    match send_message(&ctx, &mut connection, drop, index, top_lines, reply).await {
+                        Ok(()) => break false,
+                        Err(SendError::Before) => {
+                            connection.queue(session.retrieval_failed().as_bytes());
+                            break false;
+                        }
+                        Err(SendError::After) => break true,
+                    }
+                }
+                Action::Commit { deleted } => {
+                    let ok = match maildrop.take() {
+                        Some(drop) => commit(&ctx, drop, &deleted).await,
+                        None => true,
+                    };
+                    action = session.commit_done(ok);
+                }
+            }
+        };
+        if let Some(drop) = &maildrop
+            && let Some(lock) = &drop.lock
+        {
+            lock.renew().await;
+        }
+        ctx.metrics
+            .command(PROTOCOL, name, started.elapsed().as_secs_f64());
+        let now = if maildrop.is_some() {
+            "transaction"
+        } else {
+            "not_authenticated"
+        };
+        if now != state {
+            ctx.metrics.transition(PROTOCOL, Some(state), Some(now));
+            state = now;
+        }
+        if closing {
+            break;
+        }
+    }
+    // Leaving without QUIT: nothing is deleted (RFC 1939 section 6); the lock goes.
+    if let Some(drop) = maildrop
+        && let Some(lock) = drop.lock
+    {
+        lock.release().await;
+    }
+    let sent = connection.pending_output();
+    count_sent(&ctx, sent as u64);
+    connection.shutdown().await;
+    ctx.metrics.transition(PROTOCOL, Some(state), None);
+}
+
+fn count_sent(ctx: &Ctx, bytes: u64) {
+    ctx.metrics
+        .sent_bytes
+        .get_or_create(&ProtocolLabels { protocol: PROTOCOL })
+        .inc_by(bytes);
+}
+
+/// The command verb for metrics (a fixed vocabulary; anything else is "other").
+fn command_name(line: &[u8]) -> &'static str {
+    const VERBS: [&str; 15] = [
+        "USER", "PASS", "AUTH", "STLS", "CAPA", "STAT", "LIST", "UIDL", "TOP", "RETR", "DELE",
+        "RSET", "NOOP", "QUIT", "APOP",
+    ];
+    let verb = line
+        .split(|b| *b == b' ' || *b == b'\r' || *b == b'\n')
+        .next()
+        .unwrap_or(b"");
+    VERBS
+        .iter()
+        .find(|v| v.as_bytes().eq_ignore_ascii_case(verb))
+        .copied()
+        .unwrap_or("other")
+}
+
+async fn start_tls(ctx: &Ctx, connection: &mut Connection) -> bool {
+    let Some(tls) = &ctx.tls else {
+        return false;
+    };
+    if connection.flush().await.is_err() {
+        return false;
+    }
+    // Plaintext pipelined after STLS is never read as if it came over TLS.
+    connection.discard_buffered();
+    let placeholder: mc_runtime::connection::BoxStream = Box::new(tokio::io::duplex(1).0);
+    let plain = std::mem::replace(&mut connection.stream, placeholder);
+    let limit = Duration::from_secs(ctx.config.handshake_timeout_secs);
+    match tokio::time::timeout(limit, tls.acceptor().accept(plain)).await {
+        Ok(Ok(stream)) => {
+            connection.stream = Box::new(stream);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Locks and lists the account's INBOX.
+async fn open(ctx: &Ctx, account: Account) -> Result<Drop, LoginFailure> {
+    let lock = match Lock::take(ctx, account.id).await {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Err(LoginFailure::MaildropLocked),
+        Err(error) => {
+            tracing::warn!(%error, "POP3 lock not taken (Redis error); going on without it");
+            None
+        }
+    };
+    let listed = async {
+        ctx.mailstore
+            .ensure_special_mailboxes(account.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let inbox = ctx
+            .mailstore
+            .mailbox(account.id, mc_mailstore::INBOX)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no INBOX")?;
+        let messages = ctx
+            .mailstore
+            .listing(inbox.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>((inbox, messages))
+    };
+    match listed.await {
+        Ok((inbox, messages)) => {
+            tracing::info!(account = %account.address, "POP3 login");
+            Ok(Drop {
+                account,
+                mailbox_id: inbox.id,
+                uid_validity: inbox.uid_validity,
+                messages,
+                lock,
+            })
+        }
+        Err(error) => {
+            tracing::warn!(%error, "POP3 maildrop not listed");
+            if let Some(lock) = lock {
+                lock.release().await;
+            }
+            Err(LoginFailure::Temporary)
+        }
+    }
+}
+
+enum SendError {
+    /// Nothing was written yet: answer `-ERR` and go on.
+    Before,
+    /// The reply was written: the connection must close.
+    After,
+}
+
+async fn send_message(
+    ctx: &Ctx,
+    connection: &mut Connection,
+    drop: &Drop,
+    index: usize,
+    top_lines: Option<u64>,
+    reply: mc_pop3::Reply,
+) -> Result<(), SendError> {
+    let Some((uid, _)) = drop.messages.get(index) else {
+        return Err(SendError::Before);
+    };
+    let rows = ctx
+        .mailstore
+        .fetch_rows(drop.mailbox_id, &[*uid])
+        .await
+        .map_err(|_| SendError::Before)?;
+    let Some(row) = rows.into_iter().next() else {
+        // Expunged through IMAP meanwhile.
+        return Err(SendError::Before);
+    };
+    let key = BlobKey::parse(&row.blob_key).map_err(|_| SendError::Before)?;
+    let (base, size) = (row.blob_offset.max(0) as u64, row.size_bytes.max(0) as u64);
+    let mut encoder = MessageEncoder::new(top_lines);
+    let mut offset = 0;
+    let mut first = true;
+    while offset < size && !encoder.is_complete() {
+        let end = (offset + RETR_CHUNK).min(size);
+        let chunk = ctx
+            .blobs
+            .get_range(&key, base + offset..base + end)
+            .await
+            .map_err(|_| {
+                if first {
+                    SendError::Before
+                } else {
+                    SendError::After
+                }
+            })?;
+        if first {
+            connection.queue(reply.as_bytes());
+            first = false;
+        }
+        encoder.encode(&chunk, connection.output());
+        let pending = connection.pending_output() as u64;
+        count_sent(ctx, pending);
+        connection.flush().await.map_err(|_| SendError::After)?;
+        offset = end;
+    }
+    if first {
+        connection.queue(reply.as_bytes());
+    }
+    encoder.finish(connection.output());
+    Ok(())
+}
+
+/// Applies the deletions of a QUIT and releases the lock.
+async fn commit(ctx: &Ctx, drop: Drop, deleted: &[usize]) -> bool {
+    let uids: Vec<i64> = deleted
+        .iter()
+        .filter_map(|index| drop.messages.get(*index).map(|(uid, _)| *uid))
+        .collect();
+    let ok = if uids.is_empty() {
+        true
+    } else {
+        match ctx
+            .mailstore
+            .remove(drop.account.id, drop.mailbox_id, &uids)
+            .await
+        {
+            Ok(_) => {
+                ctx.changes.publish(drop.mailbox_id);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "POP3 deletions not applied");
+                false
+            }
+        }
+    };
+    if let Some(lock) = drop.lock {
+        lock.release().await;
+    }
+    ok
+}
