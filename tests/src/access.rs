@@ -112,15 +112,13 @@ impl AccessProcess {
     /// `POP3_PORT`, `POP3S_PORT`, `CA_FILE` and `PASSWORD` in its environment, and must print
     /// one JSON document on stdout.
     pub fn python(&self, script: &str) -> serde_json::Value {
-        let output = Command::new(crate::sink::venv_python())
-            .arg("-c")
-            .arg(script)
-            .env("IMAP_PORT", self.imap_port.to_string())
-            .env("IMAPS_PORT", self.imaps_port.to_string())
-            .env("POP3_PORT", self.pop3_port.to_string())
-            .env("POP3S_PORT", self.pop3s_port.to_string())
-            .env("CA_FILE", &self.cert)
-            .env("PASSWORD", crate::smtp::PASSWORD)
+        self.python_with(script, &[])
+    }
+
+    /// [`AccessProcess::python`] with more environment (another replica's ports, say).
+    pub fn python_with(&self, script: &str, env: &[(&str, String)]) -> serde_json::Value {
+        let output = self
+            .python_command(script, env)
             .stdin(Stdio::null())
             .output()
             .expect("run python");
@@ -133,6 +131,72 @@ impl AccessProcess {
         );
         serde_json::from_str(stdout.trim())
             .unwrap_or_else(|e| panic!("python printed no JSON ({e}): {stdout}"))
+    }
+
+    /// Starts a script in the background: it may print progress lines (read them with
+    /// [`PythonChild::line`]) before its final JSON line.
+    pub fn python_spawn(&self, script: &str, env: &[(&str, String)]) -> PythonChild {
+        let mut child = self
+            .python_command(script, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start python");
+        let stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+        PythonChild { child, stdout }
+    }
+
+    fn python_command(&self, script: &str, env: &[(&str, String)]) -> Command {
+        let mut command = Command::new(crate::sink::venv_python());
+        command
+            .arg("-u")
+            .arg("-c")
+            .arg(script)
+            .env("IMAP_PORT", self.imap_port.to_string())
+            .env("IMAPS_PORT", self.imaps_port.to_string())
+            .env("POP3_PORT", self.pop3_port.to_string())
+            .env("POP3S_PORT", self.pop3s_port.to_string())
+            .env("CA_FILE", &self.cert)
+            .env("PASSWORD", crate::smtp::PASSWORD)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+        command
+    }
+}
+
+/// A Python client running in the background.
+pub struct PythonChild {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl PythonChild {
+    /// The next line the script printed (panics at its end).
+    pub fn line(&mut self) -> String {
+        use std::io::BufRead;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read python output");
+        assert!(!line.is_empty(), "python ended early: {}", self.stderr());
+        line.trim_end().to_string()
+    }
+
+    fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(stderr) = self.child.stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits for the script's end and parses its last line as JSON.
+    pub fn finish(mut self) -> serde_json::Value {
+        let line = self.line();
+        let status = self.child.wait().expect("python exit");
+        assert!(status.success(), "python failed: {}", self.stderr());
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
     }
 }
 

@@ -162,36 +162,24 @@ impl Connection {
                 }
             }
         };
-        let len = self.input.len();
-        self.input.resize(len + READ_CHUNK, 0);
+        // `read_buf` fills spare capacity and only then grows the length, so a read cancelled
+        // by a competing branch of a `select!` (IMAP IDLE) leaves the buffer as it was.
+        self.input.reserve(READ_CHUNK);
         let result = tokio::select! {
-            result = tokio::time::timeout_at(deadline, self.stream.read(&mut self.input[len..])) => result,
-            () = stop => {
-                self.input.truncate(len);
-                return Err(ReadError::Shutdown);
-            }
+            result = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.input)) => result,
+            () = stop => return Err(ReadError::Shutdown),
         };
         match result {
             Err(_) => {
-                self.input.truncate(len);
                 if deadline == self.session_deadline && deadline < idle_deadline {
                     Err(ReadError::SessionLimit)
                 } else {
                     Err(ReadError::Idle)
                 }
             }
-            Ok(Ok(0)) => {
-                self.input.truncate(len);
-                Err(ReadError::Closed)
-            }
-            Ok(Ok(read)) => {
-                self.input.truncate(len + read);
-                Ok(())
-            }
-            Ok(Err(error)) => {
-                self.input.truncate(len);
-                Err(ReadError::Io(error))
-            }
+            Ok(Ok(0)) => Err(ReadError::Closed),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(ReadError::Io(error)),
         }
     }
 

@@ -204,3 +204,16 @@ fn list_commands_decode() {
         );
     }
 }
+
+#[test]
+fn done_after_idle_is_recognised() {
+    let mut framer = Framer::new(small());
+    framer.enqueue(b"i IDLE\r\n");
+    assert!(matches!(framer.next_input(), Input::Command(_)));
+    assert_eq!(framer.next_line(), Line::NeedMore);
+    framer.enqueue(b"DONE\r\n");
+    let Line::Complete(line) = framer.next_line() else {
+        panic!("no line")
+    };
+    assert!(is_idle_done(&line), "{}", String::from_utf8_lossy(&line));
+}
