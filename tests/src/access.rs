@@ -200,6 +200,13 @@ impl PythonChild {
     }
 }
 
+impl Drop for PythonChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for AccessProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -24,11 +24,6 @@ const PROTOCOL: &str = "pop3";
 /// Message bytes read from the object store per ranged read while streaming RETR.
 const RETR_CHUNK: u64 = 256 * 1024;
 
-/// The Redis key of an account's maildrop lock.
-pub fn lock_key(account_id: i64) -> String {
-    format!("pop3lock:{account_id}")
-}
-
 /// A held maildrop lock: the token proves it is ours when renewing and releasing.
 struct Lock {
     redis: RedisStore,
@@ -48,7 +43,7 @@ impl Lock {
         let Some(redis) = &ctx.redis else {
             return Ok(Some(None));
         };
-        let key = redis.key(&lock_key(account_id));
+        let key = redis.key(&mc_mailstore::mailboxes::pop3_lock_key(account_id));
         let token = uuid::Uuid::new_v4().simple().to_string();
         let mut connection = redis.connection.clone();
         let taken: Option<String> = redis::cmd("SET")

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         list_domains, create_domain, show_domain, update_domain, remove_domain,
         add_domain_alias, remove_domain_alias, set_catch_all, clear_catch_all,
-        list_accounts, create_account, show_account, update_account, remove_account,
+        list_accounts, create_account, show_account, update_account, remove_account, unlock_account,
         list_aliases, create_alias, show_alias, update_alias, remove_alias,
         list_lists, create_list, show_list, update_list, remove_list, add_list_member, remove_list_member,
         list_ip_ranges, create_ip_range, show_ip_range, remove_ip_range,

@@ -56,6 +56,53 @@ pub async fn update_account(
     Ok(Json(s.directory.update_account(&address, update).await?))
 }
 
+/// Whether `unlock` removed a lock.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Unlocked {
+    pub unlocked: bool,
+}
+
+/// Clears the account's POP3 maildrop lock (left by a session that is stuck, or by a replica
+/// that died before the lock expired).
+#[utoipa::path(post, path = "/api/v1/accounts/{address}/unlock", tag = "accounts", params(("address" = String, Path)),
+    responses((status = 200, body = Unlocked), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn unlock_account(
+    State(s): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<Json<Unlocked>, ApiError> {
+    let account = s.directory.account(&address).await?;
+    let Some(profile) = s.directory.delivery_profile(&account.address).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no account {address}"),
+        ));
+    };
+    let Some(redis) = &s.redis else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the admin service has no Redis configured, where the locks are",
+        ));
+    };
+    let key = redis.key(&mc_mailstore::mailboxes::pop3_lock_key(profile.account_id));
+    let mut connection = redis.connection.clone();
+    let removed: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                format!("Redis: {e}"),
+            )
+        })?;
+    Ok(Json(Unlocked {
+        unlocked: removed > 0,
+    }))
+}
+
 #[utoipa::path(delete, path = "/api/v1/accounts/{address}", tag = "accounts", params(("address" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn remove_account(

@@ -129,6 +129,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .patch(update_account)
                 .delete(remove_account),
         )
+        .route("/accounts/{address}/unlock", post(unlock_account))
         .route("/aliases", get(list_aliases).post(create_alias))
         .route(
             "/aliases/{address}",

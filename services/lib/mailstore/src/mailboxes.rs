@@ -53,6 +53,12 @@ pub enum MailboxError {
 
 const COLUMNS: &str = "id, name, uid_validity, uid_next, highest_modseq, special_use, subscribed";
 
+/// The Redis key (before the cluster prefix) of the lock a POP3 session holds on an account's
+/// maildrop: the access service takes it, the admin API clears it (`mailctl account unlock`).
+pub fn pop3_lock_key(account_id: i64) -> String {
+    format!("pop3lock:{account_id}")
+}
+
 /// The stored spelling of a client's mailbox name: INBOX in any case is INBOX.
 pub fn canonical_name(name: &str) -> String {
     if name.eq_ignore_ascii_case(INBOX) {

@@ -67,6 +67,10 @@ pub(super) enum AccountCmd {
     Remove {
         address: String,
     },
+    /// Clear the POP3 maildrop lock (a session that is stuck or a replica that died holds it).
+    Unlock {
+        address: String,
+    },
 }
 
 fn password(args: &PasswordArgs) -> Result<String, Failure> {
@@ -167,6 +171,20 @@ pub(super) async fn account(c: &Client, cmd: AccountCmd, json: bool) -> Result<(
             c.delete(&format!("/accounts/{}", segment(&address)))
                 .await?;
             done(json, format!("account {address} removed"));
+        }
+        AccountCmd::Unlock { address } => {
+            let value = c
+                .post(
+                    &format!("/accounts/{}/unlock", segment(&address)),
+                    &json!({}),
+                )
+                .await?;
+            let message = if value["unlocked"].as_bool() == Some(true) {
+                format!("POP3 lock of {address} cleared")
+            } else {
+                format!("{address} had no POP3 lock")
+            };
+            done(json, message);
         }
     }
     Ok(())
