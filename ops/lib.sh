@@ -202,7 +202,8 @@ pg_bindir() {
     fi
 }
 
-# Installs, in one apt-get run, the packages behind the named needs: postgres, redis, swaks, python.
+# Installs, in one apt-get run, the packages behind the named needs: postgres, redis, swaks,
+# python, mail-clients (mbsync and fetchmail, independent IMAP and POP3 clients for the tests).
 ensure_packages() { # needs...
     local need packages=()
     for need in "$@"; do
@@ -215,6 +216,10 @@ ensure_packages() { # needs...
             swaks)
                 # libnet-ssleay-perl gives swaks its STARTTLS/TLS support.
                 command -v swaks >/dev/null 2>&1 || packages+=(swaks libnet-ssleay-perl)
+                ;;
+            mail-clients)
+                command -v mbsync >/dev/null 2>&1 || packages+=(isync)
+                command -v fetchmail >/dev/null 2>&1 || packages+=(fetchmail)
                 ;;
             python)
                 # Debian's python3 has the venv module but leaves ensurepip (which venv needs to put

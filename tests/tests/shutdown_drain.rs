@@ -117,3 +117,88 @@ async fn sigterm_mid_traffic_loses_no_accepted_message() {
     assert_eq!(delivered.len(), unique.len(), "a message delivered twice");
     assert_eq!(unique, queued_ids, "every queued message delivered");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_sends_imap_clients_bye_and_releases_pop3_locks_without_deleting() {
+    use mc_tests::access::AccessProcess;
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    let mut access = AccessProcess::start(&db, &mc_testkit::unique_prefix("drain"), &[]);
+    let mut clients = access.python_spawn(
+        r#"
+import json, os, poplib, socket, ssl, time
+ctx = ssl.create_default_context(cafile=os.environ["CA_FILE"])
+ctx.check_hostname = False
+def imap():
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(os.environ["IMAPS_PORT"])), timeout=20))
+    f = s.makefile("rb")
+    f.readline()
+    s.sendall(('a LOGIN alice@example.test "%s"\r\n' % os.environ["PASSWORD"]).encode())
+    f.readline()
+    s.sendall(b"b APPEND INBOX {20}\r\n")
+    f.readline()
+    s.sendall(b"Subject: m\r\n\r\nbody\r\n\r\n")
+    f.readline()
+    s.sendall(b"c SELECT INBOX\r\n")
+    while not f.readline().startswith(b"c "):
+        pass
+    return s, f
+idler, idler_f = imap()
+idler.sendall(b"d IDLE\r\n")
+idler_f.readline()
+busy, busy_f = imap()
+pop = poplib.POP3_SSL("127.0.0.1", int(os.environ["POP3S_PORT"]), context=ctx)
+pop.user("alice@example.test")
+pop.pass_(os.environ["PASSWORD"])
+pop.dele(1)
+print("READY")
+def rest(f):
+    lines = []
+    while True:
+        try:
+            l = f.readline()
+        except Exception as e:
+            lines.append("error: %s" % e)
+            break
+        if not l:
+            break
+        lines.append(l.decode().rstrip())
+    return lines
+out = {"idler": rest(idler_f), "busy": rest(busy_f)}
+try:
+    out["pop"] = pop.file.readline().decode().rstrip()
+except Exception as e:
+    out["pop"] = "error: %s" % e
+print(json.dumps(out))
+"#,
+        &[],
+    );
+    assert_eq!(clients.line(), "READY");
+    let started = Instant::now();
+    sigterm(access.child.id());
+    let out = clients.finish();
+    let status = access.child.wait().expect("wait for access");
+    assert!(status.success(), "exit status {status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    for who in ["idler", "busy"] {
+        let lines = out[who].to_string();
+        assert!(lines.contains("* BYE"), "{who}: {out}");
+    }
+    assert!(
+        out["pop"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("-ERR [SYS/TEMP]"),
+        "{out}"
+    );
+    // The DELE before the shutdown was not applied: no QUIT, no deletion (RFC 1939 section 6).
+    let (count,): (i64,) = sqlx::query_as("SELECT count(*) FROM mailbox_messages")
+        .fetch_one(&db.pool)
+        .await
+        .expect("count");
+    assert_eq!(count, 2, "both appended messages are still there");
+}
