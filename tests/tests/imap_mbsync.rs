@@ -40,7 +40,9 @@ fn files(dir: &Path) -> Vec<String> {
 
 /// The Maildir flags of a file name (`...:2,FS` → "FS").
 fn flags(name: &str) -> String {
-    name.rsplit_once(":2,").map(|(_, f)| f.to_string()).unwrap_or_default()
+    name.rsplit_once(":2,")
+        .map(|(_, f)| f.to_string())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -112,16 +114,25 @@ SyncState *
     assert_eq!(archive_files.len(), 1, "{archive_files:?}");
     assert!(flags(&archive_files[0]).contains('S'), "{archive_files:?}");
     for folder in ["Sent", "Drafts", "Trash", "Junk"] {
-        assert!(maildir.join(folder).is_dir(), "{folder} was not created locally");
+        assert!(
+            maildir.join(folder).is_dir(),
+            "{folder} was not created locally"
+        );
     }
 
     // Local → server: read one, delete one, add one to Archive.
     let read = inbox_files[0].clone();
     let read_path = inbox.join(&read);
     let seen_name = if read.contains(":2,") {
-        format!("cur/{}S", read.trim_start_matches("cur/").trim_start_matches("new/"))
+        format!(
+            "cur/{}S",
+            read.trim_start_matches("cur/").trim_start_matches("new/")
+        )
     } else {
-        format!("cur/{}:2,S", read.trim_start_matches("new/").trim_start_matches("cur/"))
+        format!(
+            "cur/{}:2,S",
+            read.trim_start_matches("new/").trim_start_matches("cur/")
+        )
     };
     std::fs::rename(&read_path, inbox.join(&seen_name)).expect("mark seen");
     std::fs::remove_file(inbox.join(&inbox_files[1])).expect("delete locally");
@@ -154,7 +165,9 @@ print(json.dumps(out))
     );
     assert_eq!(server["inbox_exists"], 2, "{server}");
     assert_eq!(
-        server["inbox_seen"].as_str().map(|s| s.split_whitespace().count()),
+        server["inbox_seen"]
+            .as_str()
+            .map(|s| s.split_whitespace().count()),
         Some(1),
         "{server}"
     );

@@ -24,12 +24,16 @@ const PROTOCOL: &str = "pop3";
 /// Message bytes read from the object store per ranged read while streaming RETR.
 const RETR_CHUNK: u64 = 256 * 1024;
 
-/// A held maildrop lock: the token proves it is ours when renewing and releasing.
+/// Idle time allowed in a POP3 session: RFC 1939 section 3 wants at least ten minutes.
+const AUTOLOGOUT: Duration = Duration::from_secs(600);
+
+/// A held maildrop lock: the token proves it is ours when renewing and releasing. A task renews
+/// it every third of its lifetime for as long as the session lives, however idle the client.
 struct Lock {
     redis: RedisStore,
     key: String,
     token: String,
-    seconds: u64,
+    renewer: tokio::task::JoinHandle<()>,
 }
 
 const RENEW: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
@@ -54,33 +58,56 @@ impl Lock {
             .arg(ctx.config.pop3_lock_secs)
             .query_async(&mut connection)
             .await?;
-        Ok(taken.map(|_| {
-            Some(Lock {
-                redis: redis.clone(),
-                key,
-                token,
-                seconds: ctx.config.pop3_lock_secs,
-            })
-        }))
-    }
-
-    async fn renew(&self) {
-        let mut connection = self.redis.connection.clone();
-        let _: redis::RedisResult<i64> = redis::Script::new(RENEW)
-            .key(&self.key)
-            .arg(&self.token)
-            .arg(self.seconds)
-            .invoke_async(&mut connection)
-            .await;
+        if taken.is_none() {
+            return Ok(None);
+        }
+        let renewer = tokio::spawn(renew(
+            redis.clone(),
+            key.clone(),
+            token.clone(),
+            ctx.config.pop3_lock_secs,
+        ));
+        Ok(Some(Some(Lock {
+            redis: redis.clone(),
+            key,
+            token,
+            renewer,
+        })))
     }
 
     async fn release(self) {
+        self.renewer.abort();
         let mut connection = self.redis.connection.clone();
         let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
             .key(&self.key)
             .arg(&self.token)
             .invoke_async(&mut connection)
             .await;
+    }
+}
+
+/// Keeps a lock alive until it is released (the task is aborted) or found taken away (an
+/// administrator's unlock).
+async fn renew(redis: RedisStore, key: String, token: String, seconds: u64) {
+    let period =
+        Duration::from_millis(seconds.saturating_mul(1000) / 3).max(Duration::from_millis(200));
+    loop {
+        tokio::time::sleep(period).await;
+        let mut connection = redis.connection.clone();
+        let renewed: redis::RedisResult<i64> = redis::Script::new(RENEW)
+            .key(&key)
+            .arg(&token)
+            .arg(seconds)
+            .invoke_async(&mut connection)
+            .await;
+        match renewed {
+            Ok(0) => {
+                tracing::info!("POP3 maildrop lock was cleared while held");
+                return;
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "POP3 maildrop lock not renewed"),
+        }
     }
 }
 
@@ -96,10 +123,11 @@ struct Drop {
 
 pub async fn run(ctx: Arc<Ctx>, client: Client) {
     let config = Config {
-        hostname: ctx.config.hostname.clone(),
-        welcome: None,
         tls_available: ctx.tls.is_some(),
         allow_plaintext_auth: ctx.config.plaintext_auth_allowed(client.ip),
+        max_bad_commands: ctx.config.max_bad_commands,
+        max_auth_failures: ctx.config.max_auth_failures,
+        ..Config::new(ctx.config.hostname.clone())
     };
     let mut session = Session::new(config, client.tls);
     let mut connection = Connection::new(
@@ -111,15 +139,18 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
     ctx.metrics
         .transition(PROTOCOL, None, Some("not_authenticated"));
     let mut state = "not_authenticated";
-    connection.queue(session.greeting().as_bytes());
+    send(&ctx, &mut connection, session.greeting().as_bytes());
     let mut maildrop: Option<Drop> = None;
     loop {
-        count_sent(&ctx, connection.pending_output() as u64);
         let line = match connection.read_line(mc_pop3::MAX_LINE_LEN + 2).await {
             Ok(line) => Some(line),
             Err(ReadError::TooLong) => None,
             Err(ReadError::Shutdown) => {
-                connection.queue(b"-ERR [SYS/TEMP] Server shutting down\r\n");
+                send(
+                    &ctx,
+                    &mut connection,
+                    b"-ERR [SYS/TEMP] Server shutting down\r\n",
+                );
                 break;
             }
             Err(_) => break,
@@ -133,15 +164,15 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
         let closing = loop {
             match action {
                 Action::Reply(reply) => {
-                    connection.queue(reply.as_bytes());
+                    send(&ctx, &mut connection, reply.as_bytes());
                     break false;
                 }
                 Action::Close(reply) => {
-                    connection.queue(reply.as_bytes());
+                    send(&ctx, &mut connection, reply.as_bytes());
                     break true;
                 }
                 Action::StartTls(reply) => {
-                    connection.queue(reply.as_bytes());
+                    send(&ctx, &mut connection, reply.as_bytes());
                     if start_tls(&ctx, &mut connection).await {
                         session.tls_started();
                         break false;
@@ -163,9 +194,7 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
                                     .collect();
                                 match Maildrop::new(listing) {
                                     Ok(listed) => {
-                                        connection.set_command_timeout(Duration::from_secs(
-                                            ctx.config.idle_timeout_secs.min(600),
-                                        ));
+                                        connection.set_command_timeout(AUTOLOGOUT);
                                         maildrop = Some(drop);
                                         session.login_succeeded(listed)
                                     }
@@ -194,7 +223,13 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
                     match send_message(&ctx, &mut connection, drop, index, top_lines, reply).await {
                         Ok(()) => break false,
                         Err(SendError::Before) => {
-                            connection.queue(session.retrieval_failed().as_bytes());
+                            send(&ctx, &mut connection, session.retrieval_failed().as_bytes());
+                            break false;
+                        }
+                        Err(SendError::Gone) => {
+                            let reply =
+                                mc_pop3::Reply::err(None, "message was deleted by another session");
+                            send(&ctx, &mut connection, reply.as_bytes());
                             break false;
                         }
                         Err(SendError::After) => break true,
@@ -209,11 +244,6 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
                 }
             }
         };
-        if let Some(drop) = &maildrop
-            && let Some(lock) = &drop.lock
-        {
-            lock.renew().await;
-        }
         ctx.metrics
             .command(PROTOCOL, name, started.elapsed().as_secs_f64());
         let now = if maildrop.is_some() {
@@ -235,8 +265,6 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
     {
         lock.release().await;
     }
-    let sent = connection.pending_output();
-    count_sent(&ctx, sent as u64);
     connection.shutdown().await;
     ctx.metrics.transition(PROTOCOL, Some(state), None);
 }
@@ -246,6 +274,13 @@ fn count_sent(ctx: &Ctx, bytes: u64) {
         .sent_bytes
         .get_or_create(&ProtocolLabels { protocol: PROTOCOL })
         .inc_by(bytes);
+}
+
+/// Queues bytes for the client, counted as sent (everything sent goes through here or through
+/// the message encoder, which counts its own output).
+fn send(ctx: &Ctx, connection: &mut Connection, bytes: &[u8]) {
+    count_sent(ctx, bytes.len() as u64);
+    connection.queue(bytes);
 }
 
 /// The command verb for metrics (a fixed vocabulary; anything else is "other").
@@ -336,8 +371,10 @@ async fn open(ctx: &Ctx, account: Account) -> Result<Drop, LoginFailure> {
 }
 
 enum SendError {
-    /// Nothing was written yet: answer `-ERR` and go on.
+    /// Nothing was written yet: answer `-ERR [SYS/TEMP]` and go on.
     Before,
+    /// The message was expunged (over IMAP) since the listing: a plain `-ERR`.
+    Gone,
     /// The reply was written: the connection must close.
     After,
 }
@@ -360,7 +397,7 @@ async fn send_message(
         .map_err(|_| SendError::Before)?;
     let Some(row) = rows.into_iter().next() else {
         // Expunged through IMAP meanwhile.
-        return Err(SendError::Before);
+        return Err(SendError::Gone);
     };
     let key = BlobKey::parse(&row.blob_key).map_err(|_| SendError::Before)?;
     let (base, size) = (row.blob_offset.max(0) as u64, row.size_bytes.max(0) as u64);
@@ -381,19 +418,21 @@ async fn send_message(
                 }
             })?;
         if first {
-            connection.queue(reply.as_bytes());
+            send(ctx, connection, reply.as_bytes());
             first = false;
         }
+        let before = connection.pending_output();
         encoder.encode(&chunk, connection.output());
-        let pending = connection.pending_output() as u64;
-        count_sent(ctx, pending);
+        count_sent(ctx, (connection.pending_output() - before) as u64);
         connection.flush().await.map_err(|_| SendError::After)?;
         offset = end;
     }
     if first {
-        connection.queue(reply.as_bytes());
+        send(ctx, connection, reply.as_bytes());
     }
+    let before = connection.pending_output();
     encoder.finish(connection.output());
+    count_sent(ctx, (connection.pending_output() - before) as u64);
     Ok(())
 }
 

@@ -33,10 +33,12 @@ pub async fn append(
         }
         Err(error) => return session.internal_error(tag, &error),
     };
-    let body = Bytes::from(match message {
-        LiteralOrLiteral8::Literal(literal) => literal.into_inner().into_owned(),
-        LiteralOrLiteral8::Literal8(literal) => literal.data.into_owned(),
-    });
+    let raw = match message {
+        LiteralOrLiteral8::Literal(literal) => literal.into_inner(),
+        LiteralOrLiteral8::Literal8(literal) => literal.data,
+    };
+    // Stored with CRLF line ends: every size reported (IMAP and POP3) is then what is sent.
+    let body = Bytes::from(mc_imap::message::normalize_line_endings(&raw).into_owned());
     let internal_date = date
         .and_then(|date| time::OffsetDateTime::from_unix_timestamp(date.as_ref().timestamp()).ok())
         .unwrap_or_else(time::OffsetDateTime::now_utc);

@@ -219,12 +219,14 @@ impl Loaded {
                     }
                 };
                 let (origin, bytes) = match partial {
-                    Some((start, length)) => {
-                        let start = start as usize;
+                    // The response names the origin asked for, even past the end, where the
+                    // data is empty (RFC 3501 sections 6.4.5 and 7.4.2).
+                    Some((origin, length)) => {
+                        let start = origin as usize;
                         let end = start.saturating_add(length.get() as usize);
                         let end = end.min(bytes.len());
                         let start = start.min(end);
-                        (Some(start as u32), bytes.slice(start..end))
+                        (Some(origin), bytes.slice(start..end))
                     }
                     None => (None, bytes),
                 };

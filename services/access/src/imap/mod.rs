@@ -125,8 +125,6 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
     if session.ctx.shutdown.is_cancelled() && !matches!(session.state, State::Logout) {
         session.queue(b"* BYE Server shutting down, reconnect to another server\r\n");
     }
-    let sent = session.connection.pending_output();
-    session.count_sent(sent);
     session.connection.shutdown().await;
     ctx.metrics.transition(PROTOCOL, Some(label), None);
 }
@@ -172,9 +170,7 @@ impl Session {
 
     /// Reads more input into the framer (flushing output first).
     pub async fn read(&mut self) -> Result<(), ReadError> {
-        let sent = self.connection.pending_output();
         self.connection.fill().await?;
-        self.count_sent(sent);
         let buffered = self.connection.buffered().to_vec();
         self.connection.consume(buffered.len());
         self.framer.enqueue(&buffered);
@@ -404,7 +400,9 @@ impl Session {
         caps.join(" ")
     }
 
+    /// Queues bytes for the client (counted as sent here: everything sent goes through this).
     pub fn queue(&mut self, bytes: &[u8]) {
+        self.count_sent(bytes.len());
         self.connection.queue(bytes);
     }
 
@@ -412,7 +410,7 @@ impl Session {
     /// waits for continuation).
     pub fn send(&mut self, response: &Response<'_>) {
         let bytes = ResponseCodec::default().encode(response).dump();
-        self.connection.queue(&bytes);
+        self.queue(&bytes);
     }
 
     pub fn send_data(&mut self, data: Data<'_>) {

@@ -63,8 +63,7 @@ impl SearchSubject for Candidate {
             .unwrap_or_default()
     }
     fn sent_date(&self) -> Option<OffsetDateTime> {
-        let seconds = self.metadata.as_ref()?.date?;
-        OffsetDateTime::from_unix_timestamp(seconds).ok()
+        self.metadata.as_ref()?.sent_date()
     }
     fn body_text(&self) -> Option<&str> {
         self.body.as_deref()

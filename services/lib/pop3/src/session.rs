@@ -36,6 +36,10 @@ pub struct Config {
     /// USER/PASS and AUTH PLAIN are accepted without TLS (off by default: passwords would cross
     /// in clear).
     pub allow_plaintext_auth: bool,
+    /// Refused commands before the session closes ([`MAX_BAD_COMMANDS`] by default).
+    pub max_bad_commands: u32,
+    /// Wrong credentials before the session closes ([`MAX_AUTH_FAILURES`] by default).
+    pub max_auth_failures: u32,
 }
 
 impl Config {
@@ -43,6 +47,8 @@ impl Config {
         Self {
             hostname: hostname.into(),
             welcome: None,
+            max_bad_commands: MAX_BAD_COMMANDS,
+            max_auth_failures: MAX_AUTH_FAILURES,
             tls_available: false,
             allow_plaintext_auth: false,
         }
@@ -232,19 +238,19 @@ impl Session {
         }
     }
 
-    /// Counts a refused command; the [`MAX_BAD_COMMANDS`]th closes the session.
+    /// Counts a refused command; the `max_bad_commands`th closes the session.
     pub(crate) fn refuse(&mut self, state: State, reply: Reply) -> Step {
         self.counters.bad_commands += 1;
-        if self.counters.bad_commands >= MAX_BAD_COMMANDS {
+        if self.counters.bad_commands >= self.config.max_bad_commands.max(1) {
             return close(replies::too_many_errors());
         }
         (state, Action::Reply(reply))
     }
 
-    /// Counts wrong credentials; the [`MAX_AUTH_FAILURES`]th closes the session.
+    /// Counts wrong credentials; the `max_auth_failures`th closes the session.
     pub(crate) fn count_auth_failure(&mut self) -> Step {
         self.counters.auth_failures += 1;
-        if self.counters.auth_failures >= MAX_AUTH_FAILURES {
+        if self.counters.auth_failures >= self.config.max_auth_failures.max(1) {
             return close(replies::auth_failed_closing());
         }
         (State::idle(), Action::Reply(replies::auth_failed()))

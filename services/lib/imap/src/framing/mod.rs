@@ -193,7 +193,11 @@ impl Framer {
     }
 
     fn decode(&mut self) -> Input {
-        let tag = self.fragments.decode_tag().map(IntoStatic::into_static);
+        let tag = self
+            .fragments
+            .decode_tag()
+            .map(IntoStatic::into_static)
+            .or_else(|| bare_tag(self.fragments.message_bytes()));
         match self.fragments.decode_message(&CommandCodec::default()) {
             Ok(command) => Input::Command(Box::new(command.into_static())),
             Err(_) => Input::Refused {
@@ -203,6 +207,15 @@ impl Framer {
             },
         }
     }
+}
+
+/// The tag of a line that is nothing but a tag (`lonely\r\n`), so that even it is answered
+/// with a tagged BAD (RFC 3501 section 7.1.3 keeps `* BAD` for lines without a known tag).
+fn bare_tag(line: &[u8]) -> Option<Tag<'static>> {
+    let line = line
+        .strip_suffix(b"\r\n")
+        .or_else(|| line.strip_suffix(b"\n"))?;
+    Tag::try_from(line).ok().map(IntoStatic::into_static)
 }
 
 /// Decodes an IDLE terminator line (`DONE`, case-insensitive).

@@ -22,6 +22,7 @@
 //! [`section_range`]: MessageMetadata::section_range
 
 mod address;
+mod crlf;
 mod header;
 mod imap;
 mod model;
@@ -34,6 +35,7 @@ mod tests;
 
 use serde::{Deserialize, Serialize};
 
+pub use crlf::normalize_line_endings;
 pub use header::filter_header_fields;
 pub use model::{Address, Disposition, EmbeddedMessage, Envelope, Part};
 pub use section::SectionWhat;
@@ -74,6 +76,10 @@ pub struct MessageMetadata {
     /// The Date header as Unix seconds, for SENT* searches and SORT DATE.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub date: Option<i64>,
+    /// The Date header's zone offset in minutes east of UTC: SENTON/SENTBEFORE/SENTSINCE
+    /// compare the date as written (RFC 3501 section 6.4.4).
+    #[serde(rename = "dz", default, skip_serializing_if = "Option::is_none")]
+    pub date_offset: Option<i32>,
     #[serde(rename = "env", default)]
     pub envelope: Envelope,
     /// The top-level MIME part: header `0..header_len`, body `header_len..size`.
@@ -107,6 +113,16 @@ impl MessageMetadata {
                 )
             })
             .collect()
+    }
+
+    /// The Date header as an instant in the zone it was written in (UTC when unknown).
+    pub fn sent_date(&self) -> Option<time::OffsetDateTime> {
+        let at = time::OffsetDateTime::from_unix_timestamp(self.date?).ok()?;
+        let offset = self
+            .date_offset
+            .and_then(|minutes| time::UtcOffset::from_whole_seconds(minutes * 60).ok())
+            .unwrap_or(time::UtcOffset::UTC);
+        Some(at.to_offset(offset))
     }
 
     /// The RFC 5256 base subject, for SORT SUBJECT and THREAD; empty without a Subject.

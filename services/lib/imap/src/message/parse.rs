@@ -50,6 +50,7 @@ impl MessageMetadata {
         let (body, structure_truncated) = structure.unwrap_or_else(|_| (single_part(raw), true));
         let header_bytes = slice(raw, 0, body.body_start);
         let (header, header_truncated) = stored_header(header_bytes, MAX_STORED_HEADER_BYTES);
+        let (date, date_offset) = sent_date(header_bytes);
         MessageMetadata {
             v: METADATA_VERSION,
             size: len64(raw.len()),
@@ -57,7 +58,8 @@ impl MessageMetadata {
             header,
             header_truncated,
             structure_truncated,
-            date: sent_date(header_bytes),
+            date,
+            date_offset,
             envelope: envelope_of(header_bytes),
             body,
         }
@@ -257,13 +259,24 @@ pub(crate) fn envelope_of(header: &[u8]) -> Envelope {
     }
 }
 
-/// The Date field as Unix seconds, if present and a valid RFC 5322 date.
-fn sent_date(header: &[u8]) -> Option<i64> {
-    let value = first_value(header, "date")?;
+/// The Date field as Unix seconds and its zone's offset in minutes, if present and a valid
+/// RFC 5322 date.
+fn sent_date(header: &[u8]) -> (Option<i64>, Option<i32>) {
+    let Some(value) = first_value(header, "date") else {
+        return (None, None);
+    };
     let line = format!("{value}\n");
     match MessageStream::new(line.as_bytes()).parse_date() {
-        HeaderValue::DateTime(date) if date.is_valid() => Some(date.to_timestamp()),
-        _ => None,
+        HeaderValue::DateTime(date) if date.is_valid() => {
+            let minutes = i32::from(date.tz_hour) * 60 + i32::from(date.tz_minute);
+            let offset = if date.tz_before_gmt {
+                -minutes
+            } else {
+                minutes
+            };
+            (Some(date.to_timestamp()), Some(offset))
+        }
+        _ => (None, None),
     }
 }
 
