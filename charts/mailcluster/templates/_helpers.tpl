@@ -45,13 +45,39 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
 {{/*
-The roles: name (component label, resource suffix), key in values, binary, and whether a Service
-other than the metrics one exists. Templates range over this list.
+The roles: name (component label, resource suffix), key in values, binary, and mailService: the
+name suffix of the role's public mail Service, when it has one. Templates range over this list.
 */}}
 {{- define "mailcluster.roles" -}}
-- {name: smtp-ingress, key: smtpIngress, binary: mailcluster-smtp-ingress}
+- {name: smtp-ingress, key: smtpIngress, binary: mailcluster-smtp-ingress, mailService: smtp}
+- {name: access, key: access, binary: mailcluster-access, mailService: access}
 - {name: delivery-worker, key: deliveryWorker, binary: mailcluster-delivery-worker}
 - {name: admin, key: admin, binary: mailcluster-admin}
+{{- end -}}
+
+{{/*
+The mail listeners of a role (args: list roleName roleValues), as a YAML list of {name,
+containerPort, port}: the container's unprivileged port and the Service's standard one. The
+implicit-TLS listeners exist only with a TLS Secret. Empty for roles without mail ports.
+*/}}
+{{- define "mailcluster.mailPorts" -}}
+{{- $name := index . 0 -}}
+{{- $v := index . 1 -}}
+{{- $tls := dig "tls" "existingSecret" "" $v -}}
+{{- if eq $name "smtp-ingress" -}}
+- {name: smtp, containerPort: 2525, port: {{ $v.service.ports.smtp }}}
+- {name: submission, containerPort: 2587, port: {{ $v.service.ports.submission }}}
+{{- if $tls }}
+- {name: submissions, containerPort: 2465, port: {{ $v.service.ports.submissions }}}
+{{- end }}
+{{- else if eq $name "access" -}}
+- {name: imap, containerPort: 2143, port: {{ $v.service.ports.imap }}}
+- {name: pop3, containerPort: 2110, port: {{ $v.service.ports.pop3 }}}
+{{- if $tls }}
+- {name: imaps, containerPort: 2993, port: {{ $v.service.ports.imaps }}}
+- {name: pop3s, containerPort: 2995, port: {{ $v.service.ports.pop3s }}}
+{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* Secret holding each credential: the existingSecret if set, else the chart's own Secret. */}}
