@@ -169,3 +169,79 @@ m.logout()
         "{percent}"
     );
 }
+
+#[tokio::test]
+async fn quota_namespace_id_and_enable_answer() {
+    let (db, access) = start().await;
+    sqlx::query("UPDATE accounts SET quota_bytes = 4096 WHERE address = 'alice@example.test'")
+        .execute(&db.pool)
+        .await
+        .expect("set a quota");
+    let out = access.python(&script(
+        r#"
+m = imaps()
+m.login("alice@example.test", PW)
+out["namespace"] = s(m.namespace()[1])
+out["id"] = s(m.xatom("ID", "NIL")[0])
+out["id_data"] = s(m.untagged_responses.get("ID", []))
+typ, data = m._simple_command("ENABLE", "CONDSTORE")
+out["enable"] = typ
+out["enabled"] = s(m.untagged_responses.get("ENABLED", []))
+body = b"Subject: small\r\n\r\n" + b"x" * 1000 + b"\r\n"
+out["append"] = m.append("INBOX", None, None, body)[0]
+typ, data = m.getquotaroot("INBOX")
+out["quotaroot"] = s(data)
+out["too_big"] = s(m.append("INBOX", None, None, b"Subject: big\r\n\r\n" + b"y" * 4000 + b"\r\n"))
+m.logout()
+"#,
+    ));
+    assert_eq!(
+        out["namespace"],
+        serde_json::json!(["((\"\" \"/\")) NIL NIL"]),
+        "{out}"
+    );
+    assert!(out["id_data"].to_string().contains("mailcluster"), "{out}");
+    assert_eq!(out["enable"], "OK");
+    assert_eq!(out["enabled"], serde_json::json!(["CONDSTORE"]), "{out}");
+    assert_eq!(out["append"], "OK");
+    let quota = out["quotaroot"].to_string();
+    assert!(
+        quota.contains(r#"\"INBOX\" \"\""#) && quota.contains(r#"\"\" (STORAGE 1 4)"#),
+        "{quota}"
+    );
+    assert!(out["too_big"].to_string().contains("[OVERQUOTA]"), "{out}");
+}
+
+#[tokio::test]
+async fn failed_logins_are_counted_per_address_in_redis() {
+    let (_db, access) = start().await;
+    let out = access.python(&script(
+        r#"
+for who in ["alice@example.test", "nobody@example.test"]:
+    m = imaps()
+    try:
+        m.login(who, "wrong password")
+    except imaplib.IMAP4.error as e:
+        out[who] = str(e)
+"#,
+    ));
+    assert_eq!(out.as_object().map(|o| o.len()), Some(2), "{out}");
+    let client = redis::Client::open(mc_testkit::redis_url()).expect("redis client");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let key = format!("{}authfail:127.0.0.1", access.redis_prefix);
+    let count: i64 = redis::cmd("GET")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .expect("GET");
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut connection)
+        .await
+        .expect("TTL");
+    assert_eq!(count, 2);
+    assert!(ttl > 0 && ttl <= 600, "{ttl}");
+}
