@@ -65,21 +65,9 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
 
     let mut registry = mc_runtime::metrics::registry("access");
     let metrics = metrics::Metrics::register(&mut registry);
-    let mut readiness =
-        Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
-    let blob_check = blobs.clone();
-    readiness = readiness.with(
-        "blob",
-        Arc::new(move || {
-            let blobs = blob_check.clone();
-            Box::pin(async move {
-                blobs
-                    .check()
-                    .await
-                    .map_err(|e| e.kind().as_str().to_string())
-            })
-        }),
-    );
+    let readiness = Readiness::new()
+        .with("postgresql", mc_runtime::stores::pg_check(pool.clone()))
+        .with("blob", mc_mailstore::blob::readiness_check(blobs.clone()));
 
     let access = config.access.clone();
     let mut bound = Vec::new();

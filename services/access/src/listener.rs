@@ -53,25 +53,11 @@ pub async fn serve(
     limits: Arc<Limits>,
     tasks: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = ctx.shutdown.cancelled() => return,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let ctx = ctx.clone();
-        let limits = limits.clone();
-        tasks.spawn(async move { connection(ctx, stream, peer, protocol, limits).await });
-    }
+    let shutdown = ctx.shutdown.clone();
+    mc_runtime::connection::accept_loop(listener, shutdown, tasks, move |stream, peer| {
+        connection(ctx.clone(), stream, peer, protocol, limits.clone())
+    })
+    .await;
 }
 
 fn refuse(ctx: &Ctx, reason: &'static str) {

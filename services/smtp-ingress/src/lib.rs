@@ -68,21 +68,9 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
 
     let mut registry = mc_runtime::metrics::registry("smtp-ingress");
     let metrics = metrics::Metrics::register(&mut registry);
-    let mut readiness =
-        Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
-    let blob_check = blobs.clone();
-    readiness = readiness.with(
-        "blob",
-        Arc::new(move || {
-            let blobs = blob_check.clone();
-            Box::pin(async move {
-                blobs
-                    .check()
-                    .await
-                    .map_err(|e| e.kind().as_str().to_string())
-            })
-        }),
-    );
+    let readiness = Readiness::new()
+        .with("postgresql", mc_runtime::stores::pg_check(pool.clone()))
+        .with("blob", mc_mailstore::blob::readiness_check(blobs.clone()));
 
     let smtp = config.smtp.clone();
     let mut bound = Vec::new();

@@ -285,3 +285,32 @@ impl Limits {
         })
     }
 }
+
+/// Accepts connections until `shutdown`, each handled as its own task in `tasks` (so shutdown
+/// can wait for them). Accept errors (EMFILE and friends) back off instead of spinning.
+pub async fn accept_loop<F, Fut>(
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+    mut handle: F,
+) where
+    F: FnMut(tokio::net::TcpStream, std::net::SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        tasks.spawn(handle(stream, peer));
+    }
+}

@@ -102,6 +102,20 @@ fn clip_range(range: &Range<u64>, len: u64) -> Option<Range<u64>> {
     (range.start < end).then_some(range.start..end)
 }
 
+/// The `/readyz` check of a service that needs the object store: a cheap request that proves
+/// the bucket answers with these credentials (its error kind is what the probe reports).
+pub fn readiness_check(blobs: std::sync::Arc<dyn BlobStore>) -> mc_runtime::ops::Check {
+    std::sync::Arc::new(move || {
+        let blobs = blobs.clone();
+        Box::pin(async move {
+            blobs
+                .check()
+                .await
+                .map_err(|e| e.kind().as_str().to_string())
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::clip_range;
