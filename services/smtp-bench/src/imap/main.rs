@@ -33,11 +33,15 @@ struct Cli {
     user: String,
     #[arg(long, env = "IMAP_BENCH_PASSWORD")]
     password: String,
-    /// Implicit TLS, trusting --ca-file.
+    /// Implicit TLS, trusting --ca-file (or, with --insecure, any certificate).
     #[arg(long)]
     tls: bool,
     #[arg(long)]
     ca_file: Option<std::path::PathBuf>,
+    /// Accept any server certificate: for measuring a local server whose certificate rustls
+    /// refuses (the local stack's self-signed one is marked as a CA). Never for real servers.
+    #[arg(long)]
+    insecure: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -155,7 +159,17 @@ fn connector(cli: &Cli) -> anyhow::Result<Option<tokio_rustls::TlsConnector>> {
         return Ok(None);
     }
     use rustls_pki_types::pem::PemObject;
-    let path = cli.ca_file.as_ref().context("--tls needs --ca-file")?;
+    if cli.insecure {
+        let config = rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate))
+            .with_no_client_auth();
+        return Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))));
+    }
+    let path = cli
+        .ca_file
+        .as_ref()
+        .context("--tls needs --ca-file or --insecure")?;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::CertificateDer::pem_file_iter(path)? {
         roots.add(cert?)?;
@@ -164,6 +178,52 @@ fn connector(cli: &Cli) -> anyhow::Result<Option<tokio_rustls::TlsConnector>> {
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Some(tokio_rustls::TlsConnector::from(Arc::new(config))))
+}
+
+/// `--insecure`: a verifier that accepts every certificate but still checks the handshake
+/// signatures with the provider's algorithms.
+#[derive(Debug)]
+struct AnyCertificate;
+
+impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls_pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms =
+            rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        let algorithms =
+            rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms;
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
 }
 
 fn millis(started: Instant) -> f64 {
