@@ -17,7 +17,13 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 pub type BoxStream = Box<dyn Stream>;
 
+/// Most bytes read at once while data streams in (a message, a literal).
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes read at once by a session waiting for its next command, and what its buffers shrink
+/// back to: thousands of idle sessions (IMAP IDLE) must not each keep 64 KiB.
+const IDLE_READ: usize = 4 * 1024;
+/// A buffer larger than this is given back once it is empty.
+const SHRINK_ABOVE: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub enum ReadError {
@@ -47,6 +53,8 @@ pub struct Connection {
     in_message: bool,
     /// When a message still being received is cut off, once shutdown was seen during it.
     drain_until: Option<Instant>,
+    /// The last read filled all the room it had: data is streaming in, read in large chunks.
+    streaming: bool,
 }
 
 /// How long a message in the middle of its data may still arrive after shutdown is requested
@@ -70,6 +78,7 @@ impl Connection {
             shutdown,
             in_message: false,
             drain_until: None,
+            streaming: false,
         }
     }
 
@@ -103,6 +112,9 @@ impl Connection {
             self.stream.write_all(&self.output).await?;
             self.stream.flush().await?;
             self.output.clear();
+            if self.output.capacity() > SHRINK_ABOVE {
+                self.output.shrink_to(IDLE_READ);
+            }
         }
         Ok(())
     }
@@ -164,7 +176,16 @@ impl Connection {
         };
         // `read_buf` fills spare capacity and only then grows the length, so a read cancelled
         // by a competing branch of a `select!` (IMAP IDLE) leaves the buffer as it was.
-        self.input.reserve(READ_CHUNK);
+        if self.input.is_empty() && self.input.capacity() > SHRINK_ABOVE {
+            self.input.shrink_to(IDLE_READ);
+        }
+        let room = if self.streaming {
+            READ_CHUNK
+        } else {
+            IDLE_READ
+        };
+        self.input.reserve(room);
+        let spare = self.input.capacity() - self.input.len();
         let result = tokio::select! {
             result = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.input)) => result,
             () = stop => return Err(ReadError::Shutdown),
@@ -178,7 +199,10 @@ impl Connection {
                 }
             }
             Ok(Ok(0)) => Err(ReadError::Closed),
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(read)) => {
+                self.streaming = read >= spare;
+                Ok(())
+            }
             Ok(Err(error)) => Err(ReadError::Io(error)),
         }
     }
