@@ -161,6 +161,11 @@ impl Connection {
         } else {
             None
         };
+        // Already shutting down between commands: stop before reading, whatever the client
+        // already sent (a `select!` between a ready read and a ready stop would pick at random).
+        if stop_at.is_none() && self.shutdown.is_cancelled() {
+            return Err(ReadError::Shutdown);
+        }
         let in_message = self.in_message;
         let shutdown = &self.shutdown;
         let stop = async move {
@@ -187,8 +192,9 @@ impl Connection {
         self.input.reserve(room);
         let spare = self.input.capacity() - self.input.len();
         let result = tokio::select! {
-            result = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.input)) => result,
+            biased;
             () = stop => return Err(ReadError::Shutdown),
+            result = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.input)) => result,
         };
         match result {
             Err(_) => {
