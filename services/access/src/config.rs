@@ -105,6 +105,15 @@ impl Default for AccessSection {
 }
 
 impl AccessSection {
+    /// The bounds on IMAP client input.
+    pub fn imap_limits(&self) -> mc_imap::framing::Limits {
+        mc_imap::framing::Limits {
+            line_bytes: self.max_line_bytes,
+            literal_bytes: self.max_literal_bytes,
+            append_bytes: self.max_append_bytes,
+        }
+    }
+
     /// May a client at `ip` send a password without TLS?
     pub fn plaintext_auth_allowed(&self, ip: std::net::IpAddr) -> bool {
         self.allow_plaintext_auth || self.plaintext_auth_networks.iter().any(|n| n.contains(&ip))

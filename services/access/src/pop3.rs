@@ -304,21 +304,8 @@ async fn start_tls(ctx: &Ctx, connection: &mut Connection) -> bool {
     let Some(tls) = &ctx.tls else {
         return false;
     };
-    if connection.flush().await.is_err() {
-        return false;
-    }
-    // Plaintext pipelined after STLS is never read as if it came over TLS.
-    connection.discard_buffered();
-    let placeholder: mc_runtime::connection::BoxStream = Box::new(tokio::io::duplex(1).0);
-    let plain = std::mem::replace(&mut connection.stream, placeholder);
     let limit = Duration::from_secs(ctx.config.handshake_timeout_secs);
-    match tokio::time::timeout(limit, tls.acceptor().accept(plain)).await {
-        Ok(Ok(stream)) => {
-            connection.stream = Box::new(stream);
-            true
-        }
-        _ => false,
-    }
+    connection.start_tls(&tls.acceptor(), limit).await
 }
 
 /// Locks and lists the account's INBOX.

@@ -263,26 +263,12 @@ async fn start_tls(ctx: &Arc<Ctx>, connection: &mut Connection, session: &mut Se
         return Flow::Continue;
     };
     replies::ready_for_tls().write_to(connection.output());
-    if connection.flush().await.is_err() {
+    let limit = Duration::from_secs(ctx.config.handshake_timeout_secs);
+    if !connection.start_tls(&tls.acceptor(), limit).await {
         return Flow::Close;
     }
-    // Anything the client pipelined after STARTTLS arrived in plaintext: it is dropped, never
-    // executed inside the TLS session (CVE-2011-0411 class).
-    let dropped = connection.discard_buffered();
-    if dropped > 0 {
-        tracing::info!(dropped, "discarded plaintext pipelined after STARTTLS");
-    }
-    let placeholder: BoxStream = Box::new(tokio::io::duplex(1).0);
-    let plain = std::mem::replace(&mut connection.stream, placeholder);
-    let limit = Duration::from_secs(ctx.config.handshake_timeout_secs);
-    match tokio::time::timeout(limit, tls.acceptor().accept(plain)).await {
-        Ok(Ok(stream)) => {
-            connection.stream = Box::new(stream);
-            session.tls_started();
-            Flow::Continue
-        }
-        _ => Flow::Close,
-    }
+    session.tls_started();
+    Flow::Continue
 }
 
 async fn authenticate(

@@ -7,7 +7,7 @@ use crate::auth::{Login, login as check_login};
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::{AString, Tag};
 use imap_codec::imap_types::secret::Secret;
-use mc_imap::framing::{Framer, Limits, Line, authenticate_data};
+use mc_imap::framing::{Framer, Line, authenticate_data};
 use std::borrow::Cow;
 use std::time::Duration;
 
@@ -21,29 +21,14 @@ pub async fn starttls(session: &mut Session, tag: &Tag<'_>) -> Flow {
         return Flow::Continue;
     }
     session.tagged_ok(tag, None, "Begin TLS negotiation now");
-    if session.connection.flush().await.is_err() {
+    let limit = Duration::from_secs(session.ctx.config.handshake_timeout_secs);
+    // Bytes the framer already holds came in plaintext too: it starts afresh.
+    session.framer = Framer::new(session.ctx.config.imap_limits());
+    if !session.connection.start_tls(&tls.acceptor(), limit).await {
         return Flow::Close;
     }
-    // Anything pipelined after STARTTLS arrived in plaintext: it is dropped, never executed
-    // inside the TLS session (CVE-2011-0411 class).
-    session.connection.discard_buffered();
-    let config = &session.ctx.config;
-    session.framer = Framer::new(Limits {
-        line_bytes: config.max_line_bytes,
-        literal_bytes: config.max_literal_bytes,
-        append_bytes: config.max_append_bytes,
-    });
-    let placeholder: mc_runtime::connection::BoxStream = Box::new(tokio::io::duplex(1).0);
-    let plain = std::mem::replace(&mut session.connection.stream, placeholder);
-    let limit = Duration::from_secs(config.handshake_timeout_secs);
-    match tokio::time::timeout(limit, tls.acceptor().accept(plain)).await {
-        Ok(Ok(stream)) => {
-            session.connection.stream = Box::new(stream);
-            session.tls = true;
-            Flow::Continue
-        }
-        _ => Flow::Close,
-    }
+    session.tls = true;
+    Flow::Continue
 }
 
 /// Refuses a password sent in clear when that is not allowed here.

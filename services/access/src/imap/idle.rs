@@ -5,7 +5,6 @@
 use super::{Flow, Session, State};
 use imap_codec::imap_types::core::Tag;
 use mc_imap::framing::{Line, is_idle_done};
-use mc_runtime::connection::ReadError;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -54,7 +53,6 @@ async fn wait(session: &mut Session, tag: &Tag<'_>) -> Flow {
                     session.connection.consume(buffered.len());
                     session.framer.enqueue(&buffered);
                 }
-                Err(ReadError::Shutdown) => return Flow::Close,
                 Err(_) => return Flow::Close,
             },
             notice = session.changes.recv() => match notice {

@@ -26,7 +26,7 @@ use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::{ResponseCodec, encode::Encoder};
-use mc_imap::framing::{Framer, Input, Limits};
+use mc_imap::framing::{Framer, Input};
 use mc_imap::view::{Update, View};
 use mc_runtime::connection::{Connection, ReadError};
 use std::net::IpAddr;
@@ -90,11 +90,6 @@ pub struct Session {
 
 pub async fn run(ctx: Arc<Ctx>, client: Client) {
     let config = &ctx.config;
-    let limits = Limits {
-        line_bytes: config.max_line_bytes,
-        literal_bytes: config.max_literal_bytes,
-        append_bytes: config.max_append_bytes,
-    };
     let connection = Connection::new(
         client.stream,
         Duration::from_secs(config.login_timeout_secs),
@@ -105,7 +100,7 @@ pub async fn run(ctx: Arc<Ctx>, client: Client) {
         changes: ctx.changes.subscribe(),
         ctx: ctx.clone(),
         connection,
-        framer: Framer::new(limits),
+        framer: Framer::new(config.imap_limits()),
         state: State::NotAuthenticated,
         ip: client.ip,
         tls: client.tls,
@@ -208,7 +203,7 @@ impl Session {
 
     async fn command(&mut self, command: Command<'static>) -> Flow {
         let started = Instant::now();
-        let name = command_name(&command.body);
+        let name = command.body.name();
         let flow = self.dispatch(command).await;
         self.ctx
             .metrics
@@ -484,9 +479,4 @@ impl Session {
             }
         }
     }
-}
-
-/// The command's name for metrics (a fixed vocabulary).
-fn command_name(body: &CommandBody<'_>) -> &'static str {
-    body.name()
 }

@@ -4,7 +4,6 @@
 //! (`\Seen`, `$Forwarded`), which is what `to_stored` returns.
 
 use imap_codec::imap_types::IntoStatic;
-use imap_codec::imap_types::core::Atom;
 use imap_codec::imap_types::flag::{Flag, FlagFetch};
 
 const SYSTEM: [(&str, u8); 5] = [
@@ -94,11 +93,6 @@ pub fn is_settable(flag: &Flag<'_>) -> bool {
         Flag::Extension(_) => !flag.to_string().eq_ignore_ascii_case("\\Recent"),
         _ => true,
     }
-}
-
-/// Atom check for keywords built from stored text.
-pub fn is_atom(name: &str) -> bool {
-    Atom::try_from(name).is_ok()
 }
 
 #[cfg(test)]

@@ -388,15 +388,7 @@ impl Mailstore {
     /// Inserts or refreshes the `blobs` row of a body about to be uploaded, so the collector
     /// leaves it alone (see the `blobs` table).
     pub async fn reserve_blob(&self, blob_key: &str, size_bytes: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO blobs (blob_key, size_bytes) VALUES ($1, $2)
-             ON CONFLICT (blob_key) DO UPDATE SET last_referenced_at = now()",
-        )
-        .bind(blob_key)
-        .bind(size_bytes)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        Ok(reserve_blob_row(&self.pool, blob_key, size_bytes).await?)
     }
 
     /// APPEND: a stored body becomes a message of the mailbox. The body must already be in the
@@ -446,6 +438,24 @@ impl Mailstore {
         transaction.commit().await?;
         Ok(placed)
     }
+}
+
+/// Inserts or refreshes a `blobs` row before its object is uploaded (the queue's intake and
+/// APPEND both write bodies this way).
+pub async fn reserve_blob_row(
+    pool: &sqlx::PgPool,
+    blob_key: &str,
+    size_bytes: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO blobs (blob_key, size_bytes) VALUES ($1, $2)
+         ON CONFLICT (blob_key) DO UPDATE SET last_referenced_at = now()",
+    )
+    .bind(blob_key)
+    .bind(size_bytes)
+    .execute(pool)
+    .await?;
+    Ok(())
 }
 
 /// Takes the mailbox's lock and its next MODSEQ.

@@ -132,14 +132,8 @@ impl Queue {
 
     /// Inserts or refreshes the `blobs` row of a body about to be uploaded (see the crate docs).
     pub async fn reserve_blob(&self, key: &BlobKey, size_bytes: u64) -> Result<(), QueueError> {
-        sqlx::query(
-            "INSERT INTO blobs (blob_key, size_bytes) VALUES ($1, $2)
-             ON CONFLICT (blob_key) DO UPDATE SET last_referenced_at = now()",
-        )
-        .bind(key.as_str())
-        .bind(size(size_bytes)?)
-        .execute(&self.pool)
-        .await?;
+        mc_mailstore::messages::reserve_blob_row(&self.pool, key.as_str(), size(size_bytes)?)
+            .await?;
         Ok(())
     }
 

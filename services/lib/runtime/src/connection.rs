@@ -132,6 +132,33 @@ impl Connection {
         }
     }
 
+    /// Upgrades to TLS after STARTTLS/STLS: sends the queued go-ahead reply, drops whatever
+    /// the client pipelined after the command in plaintext (never executed inside the TLS
+    /// session: the CVE-2011-0411 class), and runs the handshake within `limit`. `false`: the
+    /// handshake failed and the connection must be closed.
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &tokio_rustls::TlsAcceptor,
+        limit: Duration,
+    ) -> bool {
+        if self.flush().await.is_err() {
+            return false;
+        }
+        let dropped = self.discard_buffered();
+        if dropped > 0 {
+            tracing::info!(dropped, "discarded plaintext pipelined after STARTTLS");
+        }
+        let placeholder: BoxStream = Box::new(tokio::io::duplex(1).0);
+        let plain = std::mem::replace(&mut self.stream, placeholder);
+        match tokio::time::timeout(limit, acceptor.accept(plain)).await {
+            Ok(Ok(stream)) => {
+                self.stream = Box::new(stream);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drops buffered input (after STARTTLS: plaintext sent before the handshake must never be
     /// read as if it came over TLS).
     pub fn discard_buffered(&mut self) -> usize {
