@@ -37,13 +37,25 @@ impl AccessProcess {
         redis_prefix: &str,
         extra_env: &[(&str, &str)],
     ) -> Self {
-        let tls = tempfile::tempdir().expect("tempdir");
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .expect("self-signed certificate");
-        let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
-        std::fs::write(&cert, generated.cert.pem()).expect("write cert");
-        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+        // Five ports free a moment ago may be taken by another test by the time the service
+        // binds them: then it exits at once, and a new set is tried.
+        for _ in 0..3 {
+            match Self::try_start(db, s3_prefix, redis_prefix, extra_env) {
+                Ok(access) => return access,
+                Err(log) if log.contains("Address already in use") => continue,
+                Err(log) => panic!("mailcluster-access did not become ready; its log:\n{log}"),
+            }
+        }
+        panic!("mailcluster-access found no free ports in three attempts");
+    }
+
+    fn try_start(
+        db: &TestDatabase,
+        s3_prefix: &str,
+        redis_prefix: &str,
+        extra_env: &[(&str, &str)],
+    ) -> Result<Self, String> {
+        let (tls, cert, key) = crate::self_signed_tls();
         let (imap, imaps, pop3, pop3s, ops) = (
             free_port(),
             free_port(),
@@ -87,17 +99,18 @@ impl AccessProcess {
             log,
             _tls: tls,
         };
+        let mut access = access;
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(30) {
             if http_status(&format!("{}/readyz", access.ops_url)) == Some(200) {
-                return access;
+                return Ok(access);
+            }
+            if matches!(access.child.try_wait(), Ok(Some(_))) {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "mailcluster-access did not become ready; its log:\n{}",
-            access.log_text()
-        );
+        Err(access.log_text())
     }
 
     pub fn log_text(&self) -> String {

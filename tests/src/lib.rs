@@ -53,6 +53,19 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A self-signed certificate for `localhost` and `127.0.0.1` in a temporary folder (kept while
+/// the returned guard lives): `(folder, cert.pem, key.pem)`.
+pub fn self_signed_tls() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tls = tempfile::tempdir().expect("tempdir");
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("self-signed certificate");
+    let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).expect("write cert");
+    std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+    (tls, cert, key)
+}
+
 /// A TCP port that was free a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

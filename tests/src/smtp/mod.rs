@@ -70,13 +70,7 @@ impl IngressProcess {
     }
 
     fn spawn(db: &TestDatabase, extra_env: &[(&str, &str)]) -> Self {
-        let tls = tempfile::tempdir().expect("tempdir");
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-                .expect("self-signed certificate");
-        let (cert, key) = (tls.path().join("cert.pem"), tls.path().join("key.pem"));
-        std::fs::write(&cert, generated.cert.pem()).expect("write cert");
-        std::fs::write(&key, generated.signing_key.serialize_pem()).expect("write key");
+        let (tls, cert, key) = crate::self_signed_tls();
         let s3_prefix = mc_testkit::unique_prefix("smtp");
         let (mx, sub, subs, ops) = (free_port(), free_port(), free_port(), free_port());
         let log = std::env::temp_dir().join(format!("mc-smtp-ingress-{}.log", uuid_like()));
