@@ -2,7 +2,10 @@
 //!
 //! The delivery worker's MX tests (and the later SPF/DKIM/DMARC tests) need a DNS they control:
 //! MX sets with several preferences, null MX (RFC 7505), NXDOMAIN, NODATA, SERVFAIL, CNAMEs and
-//! DKIM keys longer than one 255-byte character-string. [`DnsServer::start`] serves a [`Zone`] on
+//! DKIM keys longer than one 255-byte character-string; the SPF suite (RFC 7208) also needs TXT
+//! records of any shape (several character-strings, none, bytes that are no UTF-8), the obsolete
+//! SPF record type, SERVFAIL for one type only and names with characters a host name cannot
+//! have. [`DnsServer::start`] serves a [`Zone`] on
 //! 127.0.0.1 over UDP and TCP (RFC 1035 §4.2, length-prefixed on TCP; answers too large for the
 //! query's UDP payload size come back truncated so the client retries over TCP). The zone can be
 //! changed while the server runs, and the server counts the queries it received, so a test can
@@ -18,7 +21,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, PTR, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME, MX, NULL, PTR, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
@@ -37,12 +40,16 @@ const MAX_UDP_DATAGRAM: usize = 4096;
 const EDNS_PAYLOAD: u16 = 1232;
 /// Longest DNS character-string (RFC 1035 §3.3).
 const MAX_CHARACTER_STRING: usize = 255;
+/// The SPF record type (RFC 4408 §3.1.1), which RFC 7208 §3.1 retired; it has TXT's RDATA.
+pub const SPF_RECORD_TYPE: RecordType = RecordType::Unknown(99);
 
-/// The records a test serves. Names are case-insensitive, with or without the trailing dot.
+/// The records a test serves. Names are case-insensitive, with or without the trailing dot, and
+/// taken literally: every byte between two dots is part of a label (no `\` escapes).
 #[derive(Clone, Debug, Default)]
 pub struct Zone {
     records: HashMap<String, Vec<RData>>,
     servfail: HashSet<String>,
+    servfail_types: HashSet<(String, RecordType)>,
 }
 
 impl Zone {
@@ -72,6 +79,27 @@ impl Zone {
         self.add(name, RData::TXT(TXT::from_bytes(strings)))
     }
 
+    /// One TXT record made of exactly these character-strings, in order: none at all, several
+    /// that a reader joins without a separator, or bytes that are no UTF-8.
+    pub fn txt_strings<S: AsRef<[u8]>>(&mut self, name: &str, strings: &[S]) -> &mut Self {
+        self.add(
+            name,
+            RData::TXT(TXT::from_bytes(character_strings(strings))),
+        )
+    }
+
+    /// One record of the retired SPF type 99 with these character-strings (see [`Self::txt_strings`]).
+    pub fn spf_type<S: AsRef<[u8]>>(&mut self, name: &str, strings: &[S]) -> &mut Self {
+        let mut rdata = NULL::new();
+        for string in character_strings(strings) {
+            let len = u8::try_from(string.len()).expect("checked by character_strings");
+            rdata.anything.push(len);
+            rdata.anything.extend_from_slice(string);
+        }
+        let code = SPF_RECORD_TYPE;
+        self.add(name, RData::Unknown { code, rdata })
+    }
+
     pub fn cname(&mut self, name: &str, target: &str) -> &mut Self {
         self.add(name, RData::CNAME(CNAME(dns_name(target))))
     }
@@ -80,6 +108,11 @@ impl Zone {
     pub fn ptr(&mut self, address: IpAddr, name: &str) -> &mut Self {
         let reverse = Name::from(address).to_ascii();
         self.add(&reverse, RData::PTR(PTR(dns_name(name))))
+    }
+
+    /// A PTR record at a reverse name given as text (`4.3.2.1.in-addr.arpa`).
+    pub fn ptr_at(&mut self, reverse_name: &str, name: &str) -> &mut Self {
+        self.add(reverse_name, RData::PTR(PTR(dns_name(name))))
     }
 
     /// Answer SERVFAIL for any type at `name`.
@@ -96,10 +129,19 @@ impl Zone {
         self
     }
 
-    /// Removes every record at `name` (and its SERVFAIL mark): the name becomes NXDOMAIN.
+    /// Answer SERVFAIL for `record_type` at `name` only; other types are answered as usual. A
+    /// resolver reports it as an error, as it would a server that never answers that type.
+    pub fn servfail_type(&mut self, name: &str, record_type: RecordType) -> &mut Self {
+        self.servfail_types.insert((key(name), record_type));
+        self
+    }
+
+    /// Removes every record at `name` (and its SERVFAIL marks): the name becomes NXDOMAIN.
     pub fn remove(&mut self, name: &str) -> &mut Self {
-        self.records.remove(&key(name));
-        self.servfail.remove(&key(name));
+        let name = key(name);
+        self.records.remove(&name);
+        self.servfail.remove(&name);
+        self.servfail_types.retain(|(n, _)| *n != name);
         self
     }
 
@@ -115,8 +157,10 @@ impl Zone {
         let mut answers = Vec::new();
         let mut owner = query.name().clone();
         for _ in 0..MAX_CNAME_HOPS {
-            let name = key(&owner.to_ascii());
-            if self.servfail.contains(&name) {
+            let name = name_key(&owner);
+            if self.servfail.contains(&name)
+                || self.servfail_types.contains(&(name.clone(), wanted))
+            {
                 return (ResponseCode::ServFail, Vec::new());
             }
             let Some(data) = self.records.get(&name) else {
@@ -161,11 +205,42 @@ fn key(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// A fully qualified name from a test's literal (panics on one that is no DNS name).
+/// The lookup key of a name on the wire: its labels' bytes as they are, lowercase.
+fn name_key(name: &Name) -> String {
+    let labels: Vec<String> = name
+        .iter()
+        .map(|label| String::from_utf8_lossy(label).to_ascii_lowercase())
+        .collect();
+    labels.join(".")
+}
+
+/// A fully qualified name from a test's literal: a host name (escapes allowed), else the bytes
+/// between the dots as labels, so that names like `foo:bar/baz.example` can be targets too. `""`
+/// is the root. Panics on a name no DNS message can carry (an empty or over-long label).
 fn dns_name(text: &str) -> Name {
-    let mut name = Name::from_ascii(text).unwrap_or_else(|e| panic!("bad DNS name {text:?}: {e}"));
+    let trimmed = text.trim_end_matches('.');
+    let mut name = if trimmed.is_empty() {
+        Name::root()
+    } else {
+        Name::from_ascii(text)
+            .or_else(|_| Name::from_labels(trimmed.split('.').map(str::as_bytes)))
+            .unwrap_or_else(|e| panic!("bad DNS name {text:?}: {e}"))
+    };
     name.set_fqdn(true);
     name
+}
+
+/// `strings` as TXT character-strings, each checked against the 255-byte limit.
+fn character_strings<S: AsRef<[u8]>>(strings: &[S]) -> Vec<&[u8]> {
+    let strings: Vec<&[u8]> = strings.iter().map(AsRef::as_ref).collect();
+    for string in &strings {
+        assert!(
+            string.len() <= MAX_CHARACTER_STRING,
+            "a character-string is at most {MAX_CHARACTER_STRING} bytes, not {}",
+            string.len()
+        );
+    }
+    strings
 }
 
 struct Shared {
@@ -202,7 +277,7 @@ impl Shared {
             (OpCode::Query, [query]) => {
                 *self
                     .queries()
-                    .entry((key(&query.name().to_ascii()), query.query_type()))
+                    .entry((name_key(query.name()), query.query_type()))
                     .or_default() += 1;
                 let (code, answers) = self.zone().answer(query);
                 response.add_answers(answers);
@@ -488,6 +563,80 @@ mod tests {
             [255, 255, key.len() - 510]
         );
         assert_eq!(strings.concat(), key.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn txt_strings_are_served_as_given_and_spf_type_99_alongside() {
+        let mut zone = Zone::default();
+        zone.txt_strings("multi.example.test", &["v=spf1 ip4:", "192.0.2.5 -all"])
+            .txt_strings::<&[u8]>("empty.example.test", &[])
+            .txt_strings("bytes.example.test", &[b"\xef\xbb\xbfhello\x96"])
+            .spf_type("multi.example.test", &["v=spf1", " -all"]);
+        let server = DnsServer::start(zone);
+        let answers = lookup(&server, "multi.example.test.", RecordType::TXT).await;
+        let strings: Vec<Vec<Vec<u8>>> = answers
+            .expect("TXT")
+            .iter()
+            .map(|answer| match answer {
+                RData::TXT(txt) => txt.txt_data.iter().map(|s| s.to_vec()).collect(),
+                other => panic!("not TXT: {other:?}"),
+            })
+            .collect();
+        let expected = [b"v=spf1 ip4:".to_vec(), b"192.0.2.5 -all".to_vec()];
+        assert_eq!(strings, [expected]);
+        // RFC 1035 wants at least one string; hickory's client refuses the answer that has none.
+        let empty = lookup(&server, "empty.example.test.", RecordType::TXT).await;
+        assert!(
+            empty.as_ref().is_err_and(|e| !e.is_no_records_found()),
+            "{empty:?}"
+        );
+        let bytes = lookup(&server, "bytes.example.test.", RecordType::TXT).await;
+        assert_eq!(
+            self::strings(&bytes.expect("TXT")),
+            [b"\xef\xbb\xbfhello\x96".to_vec()]
+        );
+        let spf = lookup(&server, "multi.example.test.", SPF_RECORD_TYPE).await;
+        match &spf.expect("SPF")[..] {
+            [RData::Unknown { code, rdata }] => {
+                assert_eq!(*code, SPF_RECORD_TYPE);
+                assert_eq!(rdata.anything, b"\x06v=spf1\x05 -all");
+            }
+            other => panic!("not one SPF record: {other:?}"),
+        }
+        let none = lookup(&server, "bytes.example.test.", SPF_RECORD_TYPE).await;
+        assert!(none.is_err_and(|e| e.is_no_records_found()));
+    }
+
+    #[tokio::test]
+    async fn servfail_of_one_type_leaves_the_others_answered() {
+        let mut zone = Zone::default();
+        zone.a("half.example.test", Ipv4Addr::LOCALHOST)
+            .servfail_type("half.example.test", RecordType::TXT);
+        let server = DnsServer::start(zone);
+        let a = lookup(&server, "half.example.test.", RecordType::A).await;
+        assert_eq!(a.expect("A").len(), 1);
+        let txt = lookup(&server, "half.example.test.", RecordType::TXT).await;
+        let servfail = NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail));
+        assert_eq!(txt.expect_err("SERVFAIL").to_string(), servfail.to_string());
+        server.zone().remove("half.example.test");
+        let gone = lookup(&server, "half.example.test.", RecordType::TXT).await;
+        assert!(gone.as_ref().is_err_and(NetError::is_nx_domain), "{gone:?}");
+    }
+
+    #[tokio::test]
+    async fn names_with_characters_no_host_name_has_are_answered() {
+        let odd = "Foo:Bar/baz%20 x.example.test";
+        let mut zone = Zone::default();
+        zone.a(odd, Ipv4Addr::LOCALHOST)
+            .mx("mx.example.test", 0, odd);
+        let server = DnsServer::start(zone);
+        let labels = ["foo:bar/BAZ%20 x", "example", "test"].map(str::as_bytes);
+        let mut name = Name::from_labels(labels).expect("raw labels");
+        name.set_fqdn(true);
+        let a = server.resolver().lookup(name.clone(), RecordType::A).await;
+        assert_eq!(a.expect("A").answers().len(), 1);
+        let mx = lookup(&server, "mx.example.test.", RecordType::MX).await;
+        assert_eq!(mx.expect("MX"), [RData::MX(MX::new(0, name))]);
     }
 
     #[tokio::test]

@@ -67,11 +67,25 @@ pub fn self_signed_tls() -> (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 /// A TCP port that was free a moment ago.
+///
+/// A port is never handed out twice by one test process: the kernel may give a port that was
+/// just released to the next `bind(0)`, and two listeners of one service on the same port make
+/// it refuse its configuration.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut given = GIVEN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789abcdef";

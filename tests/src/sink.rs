@@ -251,6 +251,30 @@ pub fn dkim_verify(message: &[u8], txt: &[(&str, &str)]) -> Result<String, Strin
         .join("\n"))
 }
 
+/// Signs `message` with dkimpy (`tests/tools/dkim_sign.py`) under `domain`/`selector` with the
+/// PEM private key `key_pem`; the signed message.
+pub fn dkim_sign(message: &[u8], key_pem: &str, domain: &str, selector: &str) -> Vec<u8> {
+    let mut file = tempfile::NamedTempFile::new().expect("temp file");
+    file.write_all(message).expect("write the message");
+    let mut key = tempfile::NamedTempFile::new().expect("temp file");
+    key.write_all(key_pem.as_bytes()).expect("write the key");
+    let output = Command::new(venv_python())
+        .arg(tools_dir().join("dkim_sign.py"))
+        .arg(file.path())
+        .arg(key.path())
+        .arg(domain)
+        .arg(selector)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tests/tools/dkim_sign.py");
+    assert!(
+        output.status.success(),
+        "dkim_sign.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
 /// The Python of the test venv.
 pub fn venv_python() -> PathBuf {
     let venv = std::env::var_os("MAILCLUSTER_TEST_VENV").unwrap_or_else(|| {

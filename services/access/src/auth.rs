@@ -1,8 +1,8 @@
 //! Login for IMAP and POP3: the full address and its password, checked by the directory (argon2id
 //! on a blocking thread). A disabled account or domain is refused like a wrong password, so the
 //! client learns nothing; the reason goes to the log. Every failure is counted per client
-//! address in Redis over `auth_failure_window_secs`, shared by all replicas and protocols
-//! (auto-ban builds on this count).
+//! address in Redis, shared by all replicas and protocols with SMTP; too many within the
+//! anti-spam settings' window ban the address everywhere (`mc_antispam::autoban`).
 
 use crate::Ctx;
 use crate::metrics::ResultLabels;
@@ -24,11 +24,6 @@ pub enum Login {
     Refused,
     /// The directory could not be asked.
     Unavailable,
-}
-
-/// The Redis key counting failures of one client address.
-pub fn failure_key(ip: IpAddr) -> String {
-    format!("authfail:{ip}")
 }
 
 pub async fn login(
@@ -57,7 +52,19 @@ pub async fn login(
                 AuthFailure::Disabled => "account or domain disabled",
             };
             tracing::info!(%ip, protocol, reason = why, "login failed");
-            count_failure(ctx, ip).await;
+            let settings = ctx.antispam.get().await;
+            if mc_antispam::autoban::record_failure(
+                ctx.redis.as_ref(),
+                &ctx.bans,
+                &settings,
+                ip,
+                user,
+            )
+            .await
+            .is_some()
+            {
+                ctx.metrics.bans.inc();
+            }
             (Login::Refused, "failure")
         }
         Err(error) => {
@@ -70,25 +77,4 @@ pub async fn login(
         .get_or_create(&ResultLabels { protocol, result })
         .inc();
     login
-}
-
-/// Adds one failure to the address's count in the shared window (best effort).
-async fn count_failure(ctx: &Ctx, ip: IpAddr) {
-    let Some(redis) = &ctx.redis else {
-        return;
-    };
-    let key = redis.key(&failure_key(ip));
-    let mut connection = redis.connection.clone();
-    let result: redis::RedisResult<(i64, i64)> = redis::pipe()
-        .atomic()
-        .incr(&key, 1)
-        .cmd("EXPIRE")
-        .arg(&key)
-        .arg(ctx.config.auth_failure_window_secs)
-        .arg("NX")
-        .query_async(&mut connection)
-        .await;
-    if let Err(error) = result {
-        tracing::debug!(%error, "login failure not counted");
-    }
 }

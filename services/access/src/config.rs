@@ -66,8 +66,6 @@ pub struct AccessSection {
     pub max_bad_commands: u32,
     /// Failed logins in one session before the client is disconnected.
     pub max_auth_failures: u32,
-    /// Window in which failed logins from one address are counted (Redis).
-    pub auth_failure_window_secs: u64,
     /// How long a POP3 session holds its maildrop lock without renewing it (a crashed replica's
     /// lock frees itself after this).
     pub pop3_lock_secs: u64,
@@ -97,7 +95,6 @@ impl Default for AccessSection {
             max_connections_per_ip: 50,
             max_bad_commands: 20,
             max_auth_failures: 3,
-            auth_failure_window_secs: 600,
             pop3_lock_secs: 300,
             proxy_protocol_trusted: Vec::new(),
         }
@@ -187,7 +184,6 @@ impl ServiceConfig for AccessConfig {
         for (key, value) in [
             ("login_timeout_secs", access.login_timeout_secs),
             ("handshake_timeout_secs", access.handshake_timeout_secs),
-            ("auth_failure_window_secs", access.auth_failure_window_secs),
             ("pop3_lock_secs", access.pop3_lock_secs),
         ] {
             check(value >= 1, key, "must be at least 1");

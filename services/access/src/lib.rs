@@ -43,6 +43,11 @@ pub struct Ctx {
     pub tls: Option<TlsReloader>,
     pub proxy: ProxyProtocol,
     pub metrics: metrics::Metrics,
+    /// Who may connect (IP ranges, bans included).
+    pub ip_ranges: mc_policy::IpRanges,
+    pub bans: mc_policy::Bans,
+    /// The shared anti-spam settings (auto-ban limits).
+    pub antispam: mc_policy::SettingsCache,
     pub shutdown: CancellationToken,
 }
 
@@ -57,7 +62,8 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
     let redis = match RedisStore::connect(&config.redis).await {
         Ok(redis) => Some(redis),
         Err(error) => {
-            // Redis carries change notices, POP3 locks and failure counts: sessions still work.
+            // Redis carries change notices, POP3 locks and failure counts: sessions still work
+            // (without auto-ban).
             tracing::warn!(%error, "Redis unavailable; change notices and POP3 locks are off");
             None
         }
@@ -102,6 +108,9 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
         changes,
         tls: tls.clone(),
         metrics,
+        ip_ranges: mc_policy::IpRanges::new(pool.clone()),
+        bans: mc_policy::Bans::new(pool.clone()),
+        antispam: mc_policy::SettingsCache::new(pool.clone(), Duration::from_secs(10)),
         shutdown: shutdown.clone(),
     });
     let watcher = tls.as_ref().map(|tls| tls.spawn_watcher(shutdown.clone()));

@@ -109,6 +109,46 @@ async fn connection(
             return;
         }
     };
+    // IP ranges (and bans, which are ranges): refused here, before any protocol byte.
+    let allowed = match ctx
+        .ip_ranges
+        .governing(ip, time::OffsetDateTime::now_utc())
+        .await
+    {
+        Ok(Some(range)) => {
+            if protocol.is_imap() {
+                range.allow_imap
+            } else {
+                range.allow_pop3
+            }
+        }
+        Ok(None) => false,
+        Err(error) => {
+            tracing::warn!(%error, "IP range lookup failed; connection refused");
+            refuse(&ctx, "ip_range_unavailable");
+            if !protocol.implicit_tls() {
+                let reply: &[u8] = if protocol.is_imap() {
+                    b"* BYE [UNAVAILABLE] Temporary failure, try again later\r\n"
+                } else {
+                    b"-ERR [SYS/TEMP] Temporary failure, try again later\r\n"
+                };
+                let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
+            }
+            return;
+        }
+    };
+    if !allowed {
+        refuse(&ctx, "ip_range");
+        if !protocol.implicit_tls() {
+            let reply: &[u8] = if protocol.is_imap() {
+                b"* BYE Access denied\r\n"
+            } else {
+                b"-ERR Access denied\r\n"
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
+        }
+        return;
+    }
     let client = if protocol.implicit_tls() {
         let Some(tls) = &ctx.tls else { return };
         match tokio::time::timeout(handshake, tls.acceptor().accept(stream)).await {

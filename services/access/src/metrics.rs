@@ -46,6 +46,7 @@ pub struct Metrics {
     pub sent_bytes: Family<ProtocolLabels, Counter>,
     pub refused_connections: Family<ReasonLabels, Counter>,
     pub notifications: Family<ReasonLabels, Counter>,
+    pub bans: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -64,6 +65,7 @@ impl Metrics {
             sent_bytes: Family::default(),
             refused_connections: Family::default(),
             notifications: Family::default(),
+            bans: Counter::default(),
         };
         registry.register(
             "sessions",
@@ -106,6 +108,11 @@ impl Metrics {
             "change_notifications",
             "Mailbox change notices, by source (redis, lagged)",
             metrics.notifications.clone(),
+        );
+        registry.register(
+            "bans",
+            "Client addresses banned after failed logins on this replica",
+            metrics.bans.clone(),
         );
         metrics
     }

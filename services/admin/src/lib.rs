@@ -16,7 +16,7 @@ pub mod openapi;
 use crate::api::AppState;
 use crate::config::AdminConfig;
 use mc_directory::Directory;
-use mc_policy::{DeliverySettings, IpRanges};
+use mc_policy::{Bans, DeliverySettings, DnsBlacklists, IncomingRelays, IpRanges, Whitelist};
 use mc_queue::Queue;
 use mc_runtime::ops::Readiness;
 use std::sync::Arc;
@@ -57,6 +57,11 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
         ip_ranges: IpRanges::new(pool.clone()),
         delivery: DeliverySettings::new(pool.clone()),
         queue: Queue::new(pool.clone()),
+        pool: pool.clone(),
+        whitelist: Whitelist::new(pool.clone()),
+        blacklists: DnsBlacklists::new(pool.clone()),
+        incoming_relays: IncomingRelays::new(pool.clone()),
+        bans: Bans::new(pool.clone()),
         token: Arc::new(token),
         metrics,
     };
@@ -66,7 +71,11 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
     let api_listener = TcpListener::bind(config.admin.listen).await?;
     tracing::info!(api = %config.admin.listen, ops = %config.ops.listen, "admin service listening");
 
-    let queue_counters = tokio::spawn(queue_gauges.refresh(state.queue.clone(), shutdown.clone()));
+    let queue_counters = tokio::spawn(queue_gauges.refresh(
+        state.queue.clone(),
+        state.bans.clone(),
+        shutdown.clone(),
+    ));
     let ops = tokio::spawn(mc_runtime::ops::serve(
         ops_listener,
         Arc::new(registry),

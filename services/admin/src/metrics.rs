@@ -6,7 +6,8 @@
 //! The queue's counters, read from PostgreSQL every [`QUEUE_STATS_EVERY`]:
 //! `mailcluster_admin_queue_recipients{state="queued|deferred|in_flight"}` and
 //! `mailcluster_admin_queue_oldest_age_seconds`. Every admin replica reports the same cluster-wide
-//! values (aggregate with `max`, not `sum`).
+//! values (aggregate with `max`, not `sum`). So does `mailcluster_admin_bans_active`, the bans in
+//! force.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -98,6 +99,7 @@ struct QueueLabels {
 pub struct QueueGauges {
     recipients: Family<QueueLabels, Gauge>,
     oldest_age: Gauge,
+    bans_active: Gauge,
 }
 
 impl QueueGauges {
@@ -117,9 +119,16 @@ impl QueueGauges {
             prometheus_client::registry::Unit::Seconds,
             oldest_age.clone(),
         );
+        let bans_active = Gauge::default();
+        mc_runtime::metrics::service(registry, "admin").register(
+            "bans_active",
+            "Client addresses banned now (automatic and administrator bans, cluster-wide)",
+            bans_active.clone(),
+        );
         Self {
             recipients,
             oldest_age,
+            bans_active,
         }
     }
 
@@ -140,12 +149,25 @@ impl QueueGauges {
             .set(gauge(stats.oldest_queued_age_secs.unwrap_or(0)));
     }
 
-    /// Reads the counters now and every [`QUEUE_STATS_EVERY`] until `shutdown`.
-    pub async fn refresh(self, queue: mc_queue::Queue, shutdown: CancellationToken) {
+    /// Reads the counters (and the bans in force) now and every [`QUEUE_STATS_EVERY`] until
+    /// `shutdown`.
+    pub async fn refresh(
+        self,
+        queue: mc_queue::Queue,
+        bans: mc_policy::Bans,
+        shutdown: CancellationToken,
+    ) {
         loop {
             match queue.stats().await {
                 Ok(stats) => self.set(&stats),
                 Err(error) => tracing::warn!(%error, "queue counters not read"),
+            }
+            match bans.list(time::OffsetDateTime::now_utc()).await {
+                Ok(active) => {
+                    self.bans_active
+                        .set(i64::try_from(active.len()).unwrap_or(i64::MAX));
+                }
+                Err(error) => tracing::warn!(%error, "bans not counted"),
             }
             tokio::select! {
                 () = shutdown.cancelled() => return,

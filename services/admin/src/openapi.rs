@@ -9,7 +9,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists, IP ranges, routes, the relayer and DKIM keys; inspect and manage the delivery queue. Every /api/v1 route needs `Authorization: Bearer <token>`."),
+    info(title = "mailcluster admin API", description = "Manage domains, accounts, aliases, distribution lists, IP ranges, routes, the relayer, DKIM keys, the anti-spam settings and lists, and bans; inspect and manage the delivery queue. Every /api/v1 route needs `Authorization: Bearer <token>`."),
     paths(
         list_domains, create_domain, show_domain, update_domain, remove_domain,
         add_domain_alias, remove_domain_alias, set_catch_all, clear_catch_all,
@@ -21,6 +21,11 @@ use utoipa::{Modify, OpenApi};
         generate_dkim, show_dkim,
         list_queue, show_queue_entry, retry_queue_entry, retry_queue, remove_queue_entry,
         purge_queue, queue_stats,
+        list_antispam, set_antispam, reset_antispam,
+        list_whitelist, add_whitelist, remove_whitelist,
+        list_dnsbl, add_dnsbl, remove_dnsbl, enable_dnsbl, disable_dnsbl,
+        list_incoming_relays, add_incoming_relay, remove_incoming_relay,
+        list_bans, add_ban, remove_ban,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

@@ -35,6 +35,11 @@ async fn start() -> Api {
         ip_ranges: IpRanges::new(db.pool.clone()),
         delivery: DeliverySettings::new(db.pool.clone()),
         queue: mc_queue::Queue::new(db.pool.clone()),
+        pool: db.pool.clone(),
+        whitelist: mc_policy::Whitelist::new(db.pool.clone()),
+        blacklists: mc_policy::DnsBlacklists::new(db.pool.clone()),
+        incoming_relays: mc_policy::IncomingRelays::new(db.pool.clone()),
+        bans: mc_policy::Bans::new(db.pool.clone()),
         token: Arc::new(Secret::new(TOKEN.to_string())),
         metrics: mc_admin::metrics::ApiMetrics::register(&mut registry),
     };
@@ -90,6 +95,9 @@ impl Api {
     async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
         self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
+    async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
     async fn delete(&self, path: &str) -> (StatusCode, Value) {
         self.call(reqwest::Method::DELETE, path, None).await
     }
@@ -119,7 +127,10 @@ async fn every_route_in_the_openapi_document_needs_the_bearer_token() {
             .replace("{alias}", "alias.test")
             .replace("{member}", "m@example.test")
             .replace("{name}", "Internet")
-            .replace("{id}", "01927f3c-5d2e-7a4b-9c1d-2e3f4a5b6c7d");
+            .replace("{id}", "01927f3c-5d2e-7a4b-9c1d-2e3f4a5b6c7d")
+            .replace("{kind}", "dnsbl")
+            .replace("{zone}", "zen.spamhaus.org")
+            .replace("{ip}", "192.0.2.1");
         for method in operations.as_object().unwrap().keys() {
             let method: reqwest::Method = method.to_uppercase().parse().unwrap();
             let bad = [
@@ -187,6 +198,11 @@ async fn openapi_document_is_served_without_auth_and_lists_the_routes() {
         "/api/v1/queue/{id}",
         "/api/v1/queue/{id}/retry",
         "/api/v1/queue/purge",
+        "/api/v1/antispam/{name}",
+        "/api/v1/whitelist/{id}",
+        "/api/v1/dnsbl/{kind}/{zone}/enable",
+        "/api/v1/incoming-relays/{name}",
+        "/api/v1/bans/{ip}",
     ] {
         assert!(
             paths.contains_key(path),
@@ -460,6 +476,89 @@ async fn ip_ranges_are_listed_added_and_removed() {
 }
 
 #[tokio::test]
+async fn antispam_knobs_refuse_unknown_names_with_404_and_bad_values_with_400() {
+    let api = start().await;
+    let (status, body) = api
+        .put("/antispam/no_such_knob", json!({ "value": 1 }))
+        .await;
+    assert_eq!((status, kind(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    assert_eq!(
+        api.delete("/antispam/no_such_knob").await.0,
+        StatusCode::NOT_FOUND
+    );
+    for bad in [
+        json!({ "value": "seven" }),
+        json!({ "value": 0 }),
+        json!({}),
+        json!({ "value": 7, "x": 1 }),
+    ] {
+        let (status, body) = api.put("/antispam/mark_threshold", bad.clone()).await;
+        assert_eq!(
+            (status, kind(&body)),
+            (StatusCode::BAD_REQUEST, "invalid"),
+            "{bad}"
+        );
+    }
+    let (status, knob) = api
+        .put("/antispam/mark_threshold", json!({ "value": 7 }))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        knob,
+        json!({ "name": "mark_threshold", "value": 7, "set": true })
+    );
+    let (status, knob) = api.delete("/antispam/mark_threshold").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        knob,
+        json!({ "name": "mark_threshold", "value": 5, "set": false })
+    );
+}
+
+#[tokio::test]
+async fn block_list_paths_and_ban_addresses_are_checked() {
+    let api = start().await;
+    assert_eq!(
+        api.delete("/dnsbl/rbl/zen.spamhaus.org").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.delete("/dnsbl/surbl/zen.spamhaus.org").await.0,
+        StatusCode::NOT_FOUND
+    );
+    let (status, list) = api
+        .post("/dnsbl/dnsbl/ZEN.spamhaus.org/enable", json!({}))
+        .await;
+    assert_eq!((status, &list["active"]), (StatusCode::OK, &json!(true)));
+    assert_eq!(
+        api.get("/whitelist?kind=spam").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(api.delete("/whitelist/x").await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        api.delete("/bans/not-an-address").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.post("/bans", json!({ "ip": "10.0.0.999" })).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let (status, ban) = api.post("/bans", json!({ "ip": "::ffff:192.0.2.7" })).await;
+    assert_eq!(
+        (status, &ban["ip"], &ban["expires_at"]),
+        (StatusCode::CREATED, &json!("192.0.2.7"), &Value::Null)
+    );
+    let (status, lifted) = api.delete("/bans/192.0.2.7").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        lifted,
+        json!({ "ip": "192.0.2.7", "removed": 1, "failures_cleared": false }),
+        "no Redis here"
+    );
+    assert_eq!(api.delete("/bans/192.0.2.7").await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn routes_are_upserted_listed_and_removed_without_ever_showing_a_password() {
     let api = start().await;
     let (status, route) = api
@@ -615,6 +714,7 @@ async fn enqueue(api: &Api, sender: &str, recipients: &[&str]) -> String {
                 })
                 .collect(),
             lifetime: std::time::Duration::from_secs(3600),
+            junk: false,
         },
     };
     let id = Queue::new(api.db.pool.clone())

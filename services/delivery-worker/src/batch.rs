@@ -113,6 +113,7 @@ async fn commit(ctx: &Ctx, taken: &[(Claimed, Resolution, Vec<String>)]) -> Resu
         for account in accounts {
             copies.push(BatchCopy {
                 account,
+                mailbox: crate::deliver::mailbox_for(recipient),
                 message_id: recipient.message_id,
                 size_bytes: recipient.size_bytes,
                 delivery_key: key,

@@ -217,6 +217,7 @@ pub async fn notice(
                 dsn_orcpt: None,
             }],
             lifetime: Duration::from_secs(ctx.config.bounce_lifetime_secs),
+            junk: false,
         },
     })
 }

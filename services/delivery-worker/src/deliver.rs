@@ -288,6 +288,7 @@ async fn local(ctx: &Ctx, recipient: &Claimed, resolved: Resolution) -> Result<L
             dsn_envid: recipient.dsn_envid.clone(),
             recipients: forwards,
             lifetime: Duration::from_secs(ctx.config.forward_lifetime_secs),
+            junk: false,
         },
     };
     entries.push(entry);
@@ -303,7 +304,14 @@ enum Copy {
     Fenced,
 }
 
-/// Puts the copy into the account's INBOX in a transaction that holds the recipient's lease (a
+/// Where a local copy goes: the INBOX, or Junk for mail the ingress scored as spam.
+pub(crate) fn mailbox_for(recipient: &Claimed) -> &'static str {
+    if recipient.junk { JUNK } else { INBOX }
+}
+
+const JUNK: &str = "Junk";
+
+/// Puts the copy into the account's INBOX (or Junk) in a transaction that holds the recipient's lease (a
 /// worker that lost it writes nothing); checks the quota for a new copy and records the
 /// auto-reply in the same transaction.
 async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, String> {
@@ -320,7 +328,7 @@ async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, Str
     let key = recipient.queue_id.to_string();
     let delivery = Delivery {
         account,
-        mailbox: INBOX,
+        mailbox: mailbox_for(recipient),
         message_id: recipient.message_id,
         size_bytes: recipient.size_bytes,
         delivery_key: &key,

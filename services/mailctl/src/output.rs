@@ -297,7 +297,7 @@ fn default(value: &Value, key: &str) -> String {
 }
 
 /// A timestamp without its fraction of a second: `2026-01-02T03:04:05Z`.
-fn when(value: &Value, key: &str) -> String {
+pub fn when(value: &Value, key: &str) -> String {
     let text = s(value, key);
     match (text.find('.'), text.rfind(['Z', '+'])) {
         (Some(dot), Some(zone)) if dot < zone => format!("{}{}", &text[..dot], &text[zone..]),

@@ -22,6 +22,7 @@ pub struct Envelope<'a> {
     pub client_ip: IpAddr,
     pub helo: Option<&'a str>,
     pub auth_user: Option<&'a str>,
+    pub junk: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,7 @@ async fn store_inner(
             })
             .collect(),
         lifetime: Duration::from_secs(ctx.config.queue_lifetime_secs),
+        junk: envelope.junk,
     };
     Ok(ctx.intake.commit(queued, body).await?)
 }

@@ -112,6 +112,13 @@ pub struct SmtpSection {
     /// Group commits in progress at once; messages arriving meanwhile form the next batch. One
     /// gives the largest batches and, measured on 2 cores, the most messages per second.
     pub commit_concurrency: usize,
+    /// DNS servers for the sender checks (SPF, DKIM, DMARC, MX, block lists), `ip:port`;
+    /// empty: the system's (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
+    /// Deadline of one DNS query.
+    pub dns_timeout_secs: u64,
+    /// How old the anti-spam settings (kept in PostgreSQL, `mailctl antispam`) may be.
+    pub antispam_settings_secs: u64,
 }
 
 impl SmtpSection {
@@ -159,6 +166,9 @@ impl Default for SmtpSection {
             pack_max_bytes: 4 * 1024 * 1024,
             commit_max_messages: 128,
             commit_concurrency: 1,
+            dns_servers: Vec::new(),
+            dns_timeout_secs: 5,
+            antispam_settings_secs: 10,
         }
     }
 }
@@ -241,6 +251,16 @@ impl ServiceConfig for IngressConfig {
             (60..=30 * 86_400).contains(&smtp.queue_lifetime_secs),
             "queue_lifetime_secs",
             "must be between 60 and 2592000 (30 days)",
+        );
+        check(
+            (1..=60).contains(&smtp.dns_timeout_secs),
+            "dns_timeout_secs",
+            "must be between 1 and 60",
+        );
+        check(
+            smtp.antispam_settings_secs <= 3600,
+            "antispam_settings_secs",
+            "must be at most 3600",
         );
         check(
             smtp.store_timeout_secs <= 3600,

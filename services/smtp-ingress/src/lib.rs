@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accept;
+pub mod antispam;
 pub mod config;
 pub mod listener;
 pub mod message;
@@ -46,6 +47,7 @@ pub struct Ctx {
     pub tls: Option<TlsReloader>,
     pub proxy: ProxyProtocol,
     pub metrics: metrics::Metrics,
+    pub antispam: antispam::Antispam,
     pub shutdown: CancellationToken,
 }
 
@@ -60,8 +62,9 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
     let redis = match RedisStore::connect(&config.redis).await {
         Ok(redis) => Some(redis),
         Err(error) => {
-            // Redis only carries hints here: the service works without it.
-            tracing::warn!(%error, "Redis unavailable; queue hints are off");
+            // Redis carries hints, greylisting, failed-login counts and rate counters here: the
+            // service works without it (greylisting fails open by default, nobody is banned).
+            tracing::warn!(%error, "Redis unavailable; queue hints, greylisting, auto-ban and rate limits are off");
             None
         }
     };
@@ -130,6 +133,25 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
         blobs,
         redis,
         tls: tls.clone(),
+        antispam: antispam::Antispam {
+            settings: mc_policy::SettingsCache::new(
+                pool.clone(),
+                Duration::from_secs(smtp.antispam_settings_secs),
+            ),
+            auth: mc_antispam::auth::SenderAuth::new(
+                mc_antispam::resolver::build(
+                    &smtp.dns_servers,
+                    Duration::from_secs(smtp.dns_timeout_secs),
+                )?,
+                &smtp.hostname,
+            ),
+            whitelist: mc_policy::Whitelist::new(pool.clone()),
+            blacklists: mc_policy::DnsBlacklists::new(pool.clone()),
+            relays: mc_policy::IncomingRelays::new(pool.clone()),
+            bans: mc_policy::Bans::new(pool.clone()),
+            pool: pool.clone(),
+            metrics: metrics.clone(),
+        },
         metrics,
         shutdown: shutdown.clone(),
     });

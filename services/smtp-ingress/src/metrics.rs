@@ -28,6 +28,17 @@ pub struct ResultLabels {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TestLabels {
+    pub test: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthResultLabels {
+    pub method: &'static str,
+    pub result: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     pub sessions: Family<ListenerLabels, Counter>,
@@ -42,6 +53,12 @@ pub struct Metrics {
     pub commit_batch_messages: Histogram,
     pub directory_cache: Family<ResultLabels, Counter>,
     pub auth: Family<ResultLabels, Counter>,
+    pub spam_tests: Family<TestLabels, Counter>,
+    pub spam_verdicts: Family<ResultLabels, Counter>,
+    pub greylist: Family<ResultLabels, Counter>,
+    pub auth_results: Family<AuthResultLabels, Counter>,
+    pub bans: Counter,
+    pub rate_limited: Family<ReasonLabels, Counter>,
 }
 
 impl Metrics {
@@ -60,6 +77,12 @@ impl Metrics {
             commit_batch_messages: Histogram::new(exponential_buckets(1.0, 2.0, 11)),
             directory_cache: Family::default(),
             auth: Family::default(),
+            spam_tests: Family::default(),
+            spam_verdicts: Family::default(),
+            greylist: Family::default(),
+            auth_results: Family::default(),
+            bans: Counter::default(),
+            rate_limited: Family::default(),
         };
         registry.register(
             "sessions",
@@ -119,6 +142,36 @@ impl Metrics {
             metrics.directory_cache.clone(),
         );
         registry.register("auth", "AUTH attempts, by result", metrics.auth.clone());
+        registry.register(
+            "spam_tests",
+            "Spam tests that fired (added points), by test",
+            metrics.spam_tests.clone(),
+        );
+        registry.register(
+            "spam_verdicts",
+            "Spam verdicts of scanned transactions: clean, marked, rejected, dropped, whitelisted",
+            metrics.spam_verdicts.clone(),
+        );
+        registry.register(
+            "greylist",
+            "Greylisting decisions per recipient, by result",
+            metrics.greylist.clone(),
+        );
+        registry.register(
+            "sender_auth_results",
+            "Sender authentication results (SPF, DKIM, DMARC, ARC), by method and result",
+            metrics.auth_results.clone(),
+        );
+        registry.register(
+            "bans",
+            "Client addresses banned after failed logins on this replica",
+            metrics.bans.clone(),
+        );
+        registry.register(
+            "rate_limited",
+            "Messages refused by a rate limit, by limit",
+            metrics.rate_limited.clone(),
+        );
         metrics
     }
 }

@@ -45,6 +45,8 @@ struct Client {
     sender_local: bool,
     /// A BDAT message being received across chunks.
     chunked: Option<(Uuid, MessageBuilder)>,
+    /// The spam tests of the current transaction.
+    screening: Option<crate::antispam::Screening>,
 }
 
 enum Flow {
@@ -103,6 +105,7 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
         account: None,
         sender_local: false,
         chunked: None,
+        screening: None,
     };
     session.banner().write_to(connection.output());
     loop {
@@ -217,7 +220,23 @@ async fn perform(
                     )
                     .await
                 {
-                    Ok(Ok(())) => Action::Reply(session.accept_recipient(rcpt)),
+                    Ok(Ok(())) => match screen_recipient(ctx, client, &rcpt.recipient).await {
+                        Ok(()) => Action::Reply(session.accept_recipient(rcpt)),
+                        Err(reply) if reply.is_permanent() => {
+                            ctx.metrics
+                                .recipients_rejected
+                                .get_or_create(&reason("spam"))
+                                .inc();
+                            session.count_error(reply)
+                        }
+                        Err(reply) => {
+                            ctx.metrics
+                                .recipients_rejected
+                                .get_or_create(&reason("greylisted"))
+                                .inc();
+                            Action::Reply(reply)
+                        }
+                    },
                     Ok(Err(refusal)) => {
                         ctx.metrics
                             .recipients_rejected
@@ -304,6 +323,19 @@ async fn authenticate(
         Ok(AuthOutcome::Failure(failure)) => {
             ctx.metrics.auth.get_or_create(&result("failure")).inc();
             tracing::info!(client = %client.ip, reason = ?failure, "authentication failed");
+            let settings = ctx.antispam.settings.get().await;
+            let banned = mc_antispam::autoban::record_failure(
+                ctx.redis.as_ref(),
+                &ctx.antispam.bans,
+                &settings,
+                client.ip,
+                &credentials.login,
+            )
+            .await;
+            // The ban refuses new connections; this session ends at its own failure limit.
+            if banned.is_some() {
+                ctx.metrics.bans.inc();
+            }
             session.auth_failed()
         }
         Err(error) => {
@@ -350,7 +382,101 @@ async fn check_mail(
     };
     client.sender_local = sender_local;
     client.chunked = None;
+    client.screening = None;
+    if let Some(reply) = rate_limited(ctx, session, client).await {
+        return Action::Reply(reply);
+    }
+    let helo = session
+        .greeting()
+        .map(|g| g.name.clone())
+        .unwrap_or_default();
+    let sender = mail
+        .sender
+        .as_ref()
+        .map(|s| s.to_string())
+        .unwrap_or_default();
+    let authenticated = session.authenticated().is_some();
+    match ctx
+        .antispam
+        .on_mail(client.ip, &client.range, &helo, &sender, authenticated)
+        .await
+    {
+        Ok(screening) => client.screening = Some(screening),
+        Err(reply) => {
+            ctx.metrics
+                .messages_rejected
+                .get_or_create(&reason("spam"))
+                .inc();
+            return session.count_error(reply);
+        }
+    }
     Action::Reply(session.accept_mail(mail))
+}
+
+/// Greylisting and the recipient-stage spam tests.
+async fn screen_recipient(
+    ctx: &Ctx,
+    client: &mut Client,
+    recipient: &mc_types::EmailAddress,
+) -> Result<(), Reply> {
+    let Some(screening) = client.screening.as_mut() else {
+        return Ok(());
+    };
+    ctx.antispam
+        .on_rcpt(
+            screening,
+            client.ip,
+            &recipient.to_string(),
+            ctx.redis.as_ref(),
+        )
+        .await
+}
+
+/// The hourly message limits (`rate_ip_per_hour` for unauthenticated clients,
+/// `rate_sender_per_hour` per authenticated user), counted in Redis at MAIL FROM. Without Redis
+/// nothing is limited.
+async fn rate_limited(ctx: &Ctx, session: &Session, client: &Client) -> Option<Reply> {
+    let settings = ctx.antispam.settings.get().await;
+    let (limit, key, label) = match session.authenticated() {
+        Some(user) => (
+            settings.rate_sender_per_hour,
+            format!("rate:user:{}", user.to_ascii_lowercase()),
+            "sender",
+        ),
+        None => (
+            settings.rate_ip_per_hour,
+            format!("rate:ip:{}", mc_policy::canonical_ip(client.ip)),
+            "ip",
+        ),
+    };
+    if limit == 0 {
+        return None;
+    }
+    let redis = ctx.redis.as_ref()?;
+    let hour = OffsetDateTime::now_utc().unix_timestamp() / 3600;
+    let key = redis.key(&format!("{key}:{hour}"));
+    let mut connection = redis.connection.clone();
+    let counted: redis::RedisResult<(i64, i64)> = redis::pipe()
+        .atomic()
+        .incr(&key, 1)
+        .expire(&key, 3600)
+        .query_async(&mut connection)
+        .await;
+    match counted {
+        Ok((count, _)) if count > i64::from(limit) => {
+            ctx.metrics.rate_limited.get_or_create(&reason(label)).inc();
+            Some(Reply::new(
+                451,
+                Some(mc_smtp::Status(4, 7, 0)),
+                "Too many messages this hour; try again later",
+            ))
+        }
+        Ok(_) => None,
+        Err(error) => {
+            tracing::debug!(%error, "rate limit not counted");
+            None
+        }
+    }
 }
 
 fn new_builder(ctx: &Ctx, session: &Session, client: &Client, queue_id: Uuid) -> MessageBuilder {
@@ -521,8 +647,8 @@ async fn finish_message(
     if bare_line_endings {
         return reject("bare_line_endings", replies::bare_line_endings());
     }
-    let finished = match builder.finish().await {
-        Ok(Ok(finished)) => finished,
+    let received = match builder.finish().await {
+        Ok(Ok(received)) => received,
         Ok(Err(Defect::TooBig)) => {
             let max = ctx.config.max_message_bytes;
             return reject(
@@ -539,6 +665,35 @@ async fn finish_message(
             return reject("store_failed", replies::store_failed());
         }
     };
+    let authenticated = session.authenticated().is_some();
+    let verdict = ctx
+        .antispam
+        .on_data(
+            client.screening.as_mut(),
+            client.ip,
+            &received,
+            authenticated,
+        )
+        .await;
+    client.screening = None;
+    if let Some(reply) = verdict.reject {
+        return reject("spam", reply);
+    }
+    if verdict.drop {
+        // delete_action = drop: the sender is told it was accepted; nothing is stored.
+        tracing::info!(queue_id = %queue_id, client = %client.ip, "spam dropped");
+        return replies::queued(&queue_id.to_string());
+    }
+    let finished = match received
+        .assemble(verdict.prefix.as_bytes(), verdict.head)
+        .await
+    {
+        Ok(finished) => finished,
+        Err(error) => {
+            tracing::error!(%error, "spooling a message failed");
+            return reject("store_failed", replies::store_failed());
+        }
+    };
     let size = finished.size;
     let envelope = Envelope {
         queue_id,
@@ -546,6 +701,7 @@ async fn finish_message(
         client_ip: client.ip,
         helo: session.greeting().map(|g| g.name.as_str()),
         auth_user: session.authenticated(),
+        junk: verdict.junk,
     };
     match accept::store(ctx, envelope, finished).await {
         Ok(id) => {

@@ -38,6 +38,9 @@ pub struct IngressProcess {
     pub s3_prefix: String,
     log: PathBuf,
     _tls: tempfile::TempDir,
+    /// The DNS server the sender checks ask when the test named none: an empty zone, so that
+    /// nothing waits on the machine's resolver (every name is NXDOMAIN).
+    _dns: Option<crate::dns::DnsServer>,
 }
 
 impl IngressProcess {
@@ -76,6 +79,14 @@ impl IngressProcess {
         let log = std::env::temp_dir().join(format!("mc-smtp-ingress-{}.log", uuid_like()));
         let file = std::fs::File::create(&log).expect("log file");
         let list = |port: u16| format!("[\"127.0.0.1:{port}\"]");
+        let dns = (!extra_env
+            .iter()
+            .any(|(k, _)| *k == "MAILCLUSTER_SMTP__DNS_SERVERS"))
+        .then(|| crate::dns::DnsServer::start(crate::dns::Zone::default()));
+        let dns_servers = dns
+            .as_ref()
+            .map(|dns| format!("[\"{}\"]", dns.addr()))
+            .unwrap_or_default();
         let child = Command::new(bin("mailcluster-smtp-ingress"))
             .arg("serve")
             .env_clear()
@@ -94,6 +105,7 @@ impl IngressProcess {
             .env("MAILCLUSTER_LOG__FORMAT", "text")
             .env("MAILCLUSTER_TLS__CERT_FILE", &cert)
             .env("MAILCLUSTER_TLS__KEY_FILE", &key)
+            .env("MAILCLUSTER_SMTP__DNS_SERVERS", dns_servers)
             .envs(extra_env.iter().copied())
             .stdout(file.try_clone().expect("log file"))
             .stderr(file)
@@ -113,6 +125,7 @@ impl IngressProcess {
             s3_prefix: prefix,
             log,
             _tls: tls,
+            _dns: dns,
         }
     }
 

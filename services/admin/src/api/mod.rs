@@ -2,6 +2,8 @@
 
 mod accounts;
 mod aliases;
+mod antispam;
+mod bans;
 mod delivery;
 mod domains;
 mod ip_ranges;
@@ -18,7 +20,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use mc_directory::Directory;
-use mc_policy::{DeliverySettings, IpRanges};
+use mc_policy::{Bans, DeliverySettings, DnsBlacklists, IncomingRelays, IpRanges, Whitelist};
 use mc_queue::Queue;
 use mc_types::Secret;
 use serde::de::DeserializeOwned;
@@ -28,6 +30,8 @@ use tracing::Instrument;
 
 pub(crate) use accounts::*;
 pub(crate) use aliases::*;
+pub(crate) use antispam::*;
+pub(crate) use bans::*;
 pub(crate) use delivery::*;
 pub(crate) use domains::*;
 pub(crate) use ip_ranges::*;
@@ -45,6 +49,12 @@ pub struct AppState {
     pub delivery: DeliverySettings,
     /// The delivery queue (administration only: listing, retries, removals).
     pub queue: Queue,
+    /// The anti-spam knobs (`mc_policy::AntispamSettings` works on the pool itself).
+    pub pool: sqlx::PgPool,
+    pub whitelist: Whitelist,
+    pub blacklists: DnsBlacklists,
+    pub incoming_relays: IncomingRelays,
+    pub bans: Bans,
     pub token: Arc<Secret<String>>,
     pub metrics: ApiMetrics,
 }
@@ -157,6 +167,24 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             get(show_relayer).put(set_relayer).delete(clear_relayer),
         )
         .route("/domains/{domain}/dkim", get(show_dkim).post(generate_dkim))
+        .route("/antispam", get(list_antispam))
+        .route("/antispam/{name}", put(set_antispam).delete(reset_antispam))
+        .route("/whitelist", get(list_whitelist).post(add_whitelist))
+        .route("/whitelist/{id}", axum::routing::delete(remove_whitelist))
+        .route("/dnsbl", get(list_dnsbl).post(add_dnsbl))
+        .route("/dnsbl/{kind}/{zone}", axum::routing::delete(remove_dnsbl))
+        .route("/dnsbl/{kind}/{zone}/enable", post(enable_dnsbl))
+        .route("/dnsbl/{kind}/{zone}/disable", post(disable_dnsbl))
+        .route(
+            "/incoming-relays",
+            get(list_incoming_relays).post(add_incoming_relay),
+        )
+        .route(
+            "/incoming-relays/{name}",
+            axum::routing::delete(remove_incoming_relay),
+        )
+        .route("/bans", get(list_bans).post(add_ban))
+        .route("/bans/{ip}", axum::routing::delete(remove_ban))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             announce_changes,

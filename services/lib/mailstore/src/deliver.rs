@@ -147,10 +147,16 @@ async fn create_or_find_mailbox(
     account: &str,
     name: &str,
 ) -> Result<Option<(i64, i64)>, DeliverError> {
+    // A special mailbox (Junk, for spam) made by delivery before the first login gets its
+    // RFC 6154 attribute like the ones made at login.
+    let special_use = crate::mailboxes::SPECIAL_MAILBOXES
+        .iter()
+        .find(|(special, _)| *special == name)
+        .and_then(|(_, attribute)| *attribute);
     Ok(sqlx::query_as(
         "WITH created AS (
-             INSERT INTO mailboxes (account_id, name)
-             SELECT id, $2 FROM accounts WHERE address = $1
+             INSERT INTO mailboxes (account_id, name, special_use)
+             SELECT id, $2, $3 FROM accounts WHERE address = $1
              ON CONFLICT (account_id, name) DO NOTHING
              RETURNING id, account_id
          )
@@ -162,14 +168,17 @@ async fn create_or_find_mailbox(
     )
     .bind(account)
     .bind(name)
+    .bind(special_use)
     .fetch_optional(connection)
     .await?)
 }
 
-/// One copy of a batch (`Mailstore::deliver_batch_in`): always into the account's INBOX.
+/// One copy of a batch (`Mailstore::deliver_batch_in`): into the account's INBOX, or Junk for
+/// mail scored as spam.
 #[derive(Debug, Clone)]
 pub struct BatchCopy<'a> {
     pub account: &'a str,
+    pub mailbox: &'a str,
     pub message_id: i64,
     pub size_bytes: i64,
     pub delivery_key: &'a str,
@@ -186,11 +195,12 @@ impl Mailstore {
         copies: &[BatchCopy<'_>],
     ) -> Result<Vec<Placed>, DeliverError> {
         use std::collections::HashMap;
-        let mut mailboxes: HashMap<&str, (i64, i64)> = HashMap::new();
+        let mut mailboxes: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
         for copy in copies {
-            if !mailboxes.contains_key(copy.account) {
-                let ids = ensure_mailbox(&mut *connection, copy.account, INBOX).await?;
-                mailboxes.insert(copy.account, ids);
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                mailboxes.entry((copy.account, copy.mailbox))
+            {
+                slot.insert(ensure_mailbox(&mut *connection, copy.account, copy.mailbox).await?);
             }
         }
         let mut ids: Vec<i64> = mailboxes.values().map(|(mailbox, _)| *mailbox).collect();
@@ -201,7 +211,10 @@ impl Mailstore {
             .execute(&mut *connection)
             .await?;
         let keys: Vec<&str> = copies.iter().map(|c| c.delivery_key).collect();
-        let mailbox_of: Vec<i64> = copies.iter().map(|c| mailboxes[c.account].0).collect();
+        let mailbox_of: Vec<i64> = copies
+            .iter()
+            .map(|c| mailboxes[&(c.account, c.mailbox)].0)
+            .collect();
         let earlier: Vec<(i64, String, i64, i64)> = sqlx::query_as(
             "SELECT mm.mailbox_id, mm.delivery_key, mm.uid, mm.modseq
                FROM mailbox_messages mm
@@ -279,7 +292,9 @@ impl Mailstore {
                 rows.3.push(modseq);
                 rows.4.push(copy.size_bytes);
                 rows.5.push(copy.delivery_key);
-                *charge.entry(mailboxes[copy.account].1).or_default() += copy.size_bytes;
+                *charge
+                    .entry(mailboxes[&(copy.account, copy.mailbox)].1)
+                    .or_default() += copy.size_bytes;
                 done.insert(
                     (mailbox_id, copy.delivery_key),
                     Placed {

@@ -151,6 +151,7 @@ async fn a_batch_continues_the_uid_sequence_skips_earlier_copies_and_shares_repe
     // One earlier copy for alice, delivered the single way.
     let earlier = store.deliver(&delivery(message, "k1")).await.unwrap();
     let copy = |account, key| BatchCopy {
+        mailbox: mc_mailstore::INBOX,
         account,
         message_id: message,
         size_bytes: 100,
@@ -215,6 +216,7 @@ async fn a_batch_continues_the_uid_sequence_skips_earlier_copies_and_shares_repe
                             ("bob@example.test", "alice@example.test")
                         };
                         [first, second].map(|account| BatchCopy {
+                            mailbox: mc_mailstore::INBOX,
                             account,
                             message_id: message,
                             size_bytes: 1,

@@ -13,7 +13,7 @@ pub enum PolicyError {
     Invalid(String),
     #[error("{0} does not exist")]
     NotFound(String),
-    #[error("an IP range named {0} already exists")]
+    #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -221,7 +221,7 @@ impl IpRanges {
         .execute(&self.pool)
         .await
         .map_err(|e| match &e {
-            sqlx::Error::Database(db) if db.is_unique_violation() => PolicyError::AlreadyExists(name.to_string()),
+            sqlx::Error::Database(db) if db.is_unique_violation() => PolicyError::AlreadyExists(format!("an IP range named {name}")),
             _ => PolicyError::Database(e),
         })?;
         self.get(name).await

@@ -7,11 +7,21 @@
 //! live range gets no service at all. Greylisting, auto-ban and rate limits join this crate later.
 #![forbid(unsafe_code)]
 
+pub mod antispam;
+mod bans;
 mod delivery;
+mod filters;
 mod ip_ranges;
 
+pub use antispam::{AntispamSettings, SettingsCache};
+pub use bans::{ADMIN_BAN_PRIORITY, AUTO_BAN_PRIORITY, Ban, Bans, auth_failure_key};
 pub use delivery::{
     DeliverySettings, DkimRecord, DkimSigningKey, NewRelayer, NewRoute, NextHop, Relayer, Route,
     TlsMode,
+};
+pub use filters::{
+    Blacklist, BlacklistKind, DnsBlacklists, ExpectedAnswers, IncomingRelay, IncomingRelays,
+    NewBlacklist, NewIncomingRelay, NewWhitelistEntry, Whitelist, WhitelistEntry, WhitelistKind,
+    answer_matches, parse_expected, wildcard_match,
 };
 pub use ip_ranges::{IpRange, IpRanges, NewIpRange, PolicyError, canonical_ip};

@@ -19,6 +19,7 @@ struct Columns<'a> {
     dsn_rets: Vec<Option<&'a str>>,
     dsn_envids: Vec<Option<&'a str>>,
     lifetimes: Vec<f64>,
+    junk: Vec<bool>,
     rcpt_queue_ids: Vec<uuid::Uuid>,
     rcpt_addresses: Vec<&'a str>,
     rcpt_notify: Vec<Option<&'a str>>,
@@ -58,6 +59,7 @@ impl<'a> Columns<'a> {
         self.dsn_rets.push(envelope.dsn_ret.as_deref());
         self.dsn_envids.push(envelope.dsn_envid.as_deref());
         self.lifetimes.push(lifetime_secs as f64);
+        self.junk.push(envelope.junk);
         for recipient in &envelope.recipients {
             self.rcpt_queue_ids.push(envelope.id);
             self.rcpt_addresses.push(&recipient.address);
@@ -92,9 +94,9 @@ pub(crate) async fn enqueue<'e>(
              SELECT nextval(pg_get_serial_sequence('messages', 'id')) AS message_id, i.*
                FROM unnest($1::uuid[], $2::text[], $3::bigint[], $4::bigint[], $5::text[],
                            $6::inet[], $7::text[], $8::text[], $9::text[], $10::text[],
-                           $11::float8[])
+                           $11::float8[], $18::boolean[])
                     AS i(id, blob_key, blob_offset, size_bytes, sender, client_ip, client_helo,
-                         auth_user, dsn_ret, dsn_envid, lifetime_secs)
+                         auth_user, dsn_ret, dsn_envid, lifetime_secs, junk)
          ), blob AS (
              INSERT INTO blobs (blob_key, size_bytes)
              SELECT * FROM unnest($12::text[], $13::bigint[])
@@ -108,9 +110,9 @@ pub(crate) async fn enqueue<'e>(
          ), entry AS (
              INSERT INTO queue_entries
                  (id, message_id, sender, client_ip, client_helo, auth_user, dsn_ret, dsn_envid,
-                  expires_at)
+                  expires_at, junk)
              SELECT i.id, i.message_id, i.sender, i.client_ip, i.client_helo, i.auth_user,
-                    i.dsn_ret, i.dsn_envid, now() + make_interval(secs => i.lifetime_secs)
+                    i.dsn_ret, i.dsn_envid, now() + make_interval(secs => i.lifetime_secs), i.junk
                FROM input i JOIN message m ON m.id = i.message_id
              RETURNING id
          ), recipients AS (
@@ -141,6 +143,7 @@ pub(crate) async fn enqueue<'e>(
     .bind(&columns.rcpt_addresses)
     .bind(&columns.rcpt_notify)
     .bind(&columns.rcpt_orcpt)
+    .bind(&columns.junk)
     .fetch_one(executor)
     .await?;
     if inserted as usize != columns.rcpt_addresses.len() {

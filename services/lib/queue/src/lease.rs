@@ -53,6 +53,8 @@ pub struct Claimed {
     pub received_at: time::OffsetDateTime,
     /// True once the entry's lifetime is over: a failure now is final.
     pub expired: bool,
+    /// Scored as spam at intake: local copies go to Junk.
+    pub junk: bool,
 }
 
 impl Claimed {
@@ -187,7 +189,7 @@ impl Queue {
              SELECT c.id AS recipient_id, c.epoch, c.queue_id, c.address, c.attempts, c.dsn_notify,
                     c.dsn_orcpt, e.sender, e.dsn_ret, e.dsn_envid, m.id AS message_id, m.blob_key,
                     m.blob_offset, b.size_bytes AS blob_size, m.size_bytes, e.received_at,
-                    e.expires_at <= now() AS expired
+                    e.expires_at <= now() AS expired, e.junk
                FROM claimed c
                JOIN queue_entries e ON e.id = c.queue_id
                JOIN messages m ON m.id = e.message_id

@@ -99,6 +99,8 @@ pub struct Envelope {
     pub recipients: Vec<NewRecipient>,
     /// How long the queue keeps trying before it gives up and bounces.
     pub lifetime: Duration,
+    /// Scored as spam at intake: local copies are filed into Junk.
+    pub junk: bool,
 }
 
 impl Envelope {

@@ -39,6 +39,7 @@ fn entry(sender: &str, recipients: &[&str], body: &str) -> NewEntry {
                 })
                 .collect(),
             lifetime: Duration::from_secs(3600),
+            junk: false,
         },
     }
 }

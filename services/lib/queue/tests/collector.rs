@@ -85,6 +85,7 @@ async fn only_old_unreferenced_messages_and_bodies_are_collected() {
                     dsn_orcpt: None,
                 }],
                 lifetime: Duration::from_secs(3600),
+                junk: false,
             },
         })
         .await
@@ -147,6 +148,7 @@ async fn finished_entries_are_removed_and_waiting_ones_kept() {
                 })
                 .collect(),
             lifetime: Duration::from_secs(3600),
+            junk: false,
         },
     };
     let done = entry(&["a@example.org", "b@example.org"]);

@@ -51,6 +51,7 @@ fn envelope(recipients: &[&str]) -> Envelope {
             })
             .collect(),
         lifetime: Duration::from_secs(3600),
+        junk: false,
     }
 }
 

@@ -33,6 +33,7 @@ async fn queue_with(db: &TestDatabase, recipients: &[&str]) -> Queue {
                 })
                 .collect(),
             lifetime: Duration::from_secs(3600),
+            junk: false,
         },
     };
     queue.enqueue(&entry).await.unwrap();
@@ -229,6 +230,7 @@ async fn a_bounce_is_queued_with_the_failure_and_never_by_a_fenced_worker() {
                 dsn_orcpt: None,
             }],
             lifetime: Duration::from_secs(3600),
+            junk: false,
         },
     };
     let refused = queue

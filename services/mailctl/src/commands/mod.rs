@@ -3,20 +3,27 @@
 
 mod account;
 mod alias;
+mod antispam;
+mod ban;
 mod dkim;
+mod dnsbl;
 mod domain;
+mod greylist;
 mod ip_range;
 mod list;
 mod migrate;
 mod next_hop;
 mod queue;
+mod relay;
 mod relayer;
 mod route;
+mod whitelist;
 
 use crate::client::{Client, Failure};
 use crate::quota::parse_size;
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -77,6 +84,24 @@ enum Noun {
     /// The delivery queue: list, show, retry, remove and purge entries.
     #[command(subcommand)]
     Queue(queue::QueueCmd),
+    /// Anti-spam settings: thresholds, scores, tests, greylisting, auto-ban, anti-virus.
+    #[command(subcommand)]
+    Antispam(antispam::AntispamCmd),
+    /// Greylisting: switch it on or off and see its settings.
+    #[command(subcommand)]
+    Greylist(greylist::GreylistCmd),
+    /// Senders that skip the anti-spam tests (or, with --greylist, only greylisting).
+    #[command(subcommand)]
+    Whitelist(whitelist::WhitelistCmd),
+    /// DNS block lists (DNSBL, and SURBL with --surbl).
+    #[command(subcommand)]
+    Dnsbl(dnsbl::DnsblCmd),
+    /// Banned addresses (automatic after failed logins, or added here).
+    #[command(subcommand)]
+    Ban(ban::BanCmd),
+    /// Incoming relays: our own backup MX hosts, looked through for the real sender.
+    #[command(subcommand)]
+    Relay(relay::RelayCmd),
     /// Apply pending database migrations (connects to PostgreSQL directly: --config,
     /// MAILCLUSTER_CONFIG or MAILCLUSTER_DATABASE__URL).
     Migrate {
@@ -102,6 +127,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Noun::Relayer(cmd) => relayer::relayer(&client, cmd, json).await,
         Noun::Dkim(cmd) => dkim::dkim(&client, cmd, json).await,
         Noun::Queue(cmd) => queue::queue(&client, cmd, json).await,
+        Noun::Antispam(cmd) => antispam::antispam(&client, cmd, json).await,
+        Noun::Greylist(cmd) => greylist::greylist(&client, cmd, json).await,
+        Noun::Whitelist(cmd) => whitelist::whitelist(&client, cmd, json).await,
+        Noun::Dnsbl(cmd) => dnsbl::dnsbl(&client, cmd, json).await,
+        Noun::Ban(cmd) => ban::ban(&client, cmd, json).await,
+        Noun::Relay(cmd) => relay::relay(&client, cmd, json).await,
         Noun::Migrate { .. } => Ok(()),
     }
 }
@@ -122,6 +153,44 @@ fn token(cli: &Cli) -> Result<String, Failure> {
     Err(Failure::Usage(
         "no admin token: use --token, --token-file, MAILCTL_TOKEN or MAILCTL_TOKEN_FILE".into(),
     ))
+}
+
+/// An address range given as `ADDRESS`, `LOW-HIGH` or `NETWORK/PREFIX`: its first and last
+/// address. The API checks the rest (same family, order).
+fn ip_span(text: &str) -> Result<(IpAddr, IpAddr), Failure> {
+    let invalid = || {
+        Failure::Usage(format!(
+            "invalid address range {text:?}: use ADDRESS, LOW-HIGH or NETWORK/PREFIX"
+        ))
+    };
+    let address = |t: &str| t.trim().parse::<IpAddr>().map_err(|_| invalid());
+    if let Some((network, prefix)) = text.split_once('/') {
+        let network = address(network)?;
+        let prefix: u32 = prefix.trim().parse().map_err(|_| invalid())?;
+        return match network {
+            IpAddr::V4(v4) if prefix <= 32 => {
+                let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+                let low = u32::from(v4) & mask;
+                Ok((
+                    IpAddr::from(low.to_be_bytes()),
+                    IpAddr::from((low | !mask).to_be_bytes()),
+                ))
+            }
+            IpAddr::V6(v6) if prefix <= 128 => {
+                let mask = u128::MAX.checked_shl(128 - prefix).unwrap_or(0);
+                let low = u128::from(v6) & mask;
+                Ok((
+                    IpAddr::from(low.to_be_bytes()),
+                    IpAddr::from((low | !mask).to_be_bytes()),
+                ))
+            }
+            _ => Err(invalid()),
+        };
+    }
+    match text.split_once('-') {
+        Some((low, high)) => Ok((address(low)?, address(high)?)),
+        None => address(text).map(|ip| (ip, ip)),
+    }
 }
 
 fn size(text: &str) -> Result<i64, Failure> {
@@ -145,5 +214,44 @@ fn done(json: bool, message: String) {
         println!("{}", json!({ "ok": true, "message": message }));
     } else {
         println!("{message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ip_span;
+
+    fn span(text: &str) -> (String, String) {
+        let (low, high) = ip_span(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        (low.to_string(), high.to_string())
+    }
+
+    #[test]
+    fn address_ranges_are_single_dashed_or_cidr() {
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(span("192.0.2.7"), pair("192.0.2.7", "192.0.2.7"));
+        assert_eq!(span("192.0.2.1-192.0.2.9"), pair("192.0.2.1", "192.0.2.9"));
+        assert_eq!(span("192.0.2.77/24"), pair("192.0.2.0", "192.0.2.255"));
+        assert_eq!(span("0.0.0.0/0"), pair("0.0.0.0", "255.255.255.255"));
+        assert_eq!(span("10.1.2.3/32"), pair("10.1.2.3", "10.1.2.3"));
+        assert_eq!(
+            span("2001:db8::1/64"),
+            pair("2001:db8::", "2001:db8::ffff:ffff:ffff:ffff")
+        );
+        assert_eq!(
+            span("2001:db8::1-2001:db8::5"),
+            pair("2001:db8::1", "2001:db8::5")
+        );
+        for bad in [
+            "",
+            "10.0.0.999",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.1-",
+            "a-b",
+            "10.0.0.0/x",
+        ] {
+            assert!(ip_span(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -1,0 +1,25 @@
+//! The anti-spam side of the SMTP ingress, apart from its session plumbing:
+//!
+//! - [`auth`]: sender authentication with mail-auth over our resolver: SPF (HELO and MAIL FROM),
+//!   DKIM, ARC and DMARC, and the one `Authentication-Results` header we prepend.
+//! - [`dnsbl`]: DNS block lists for the client address and (SURBL) for the domains of links.
+//! - [`links`]: the link domains of a message body.
+//! - [`verdict`]: the tests that fired, their scores and the headers of marked mail.
+//! - [`greylist`]: the triplet decision, kept in Redis.
+//! - [`spamd`]: a SpamAssassin (spamd) client.
+//! - [`clamd`]: a ClamAV (clamd) client.
+//! - [`attachments`]: attachments replaced by notices (virus stripping, blocked file names).
+//! - [`autoban`]: failed logins counted in Redis, bans written to PostgreSQL.
+//! - [`resolver`]: the hickory resolver built from configured servers (shared with delivery).
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod autoban;
+pub mod dnsbl;
+pub mod greylist;
+pub mod headers;
+pub mod links;
+pub mod resolver;
+pub mod spamd;
+pub mod spf;
+pub mod verdict;
