@@ -469,7 +469,7 @@ async fn forged_results_and_spam_headers_are_removed_and_the_subject_prefixed() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dnsbl_listings_score_reject_and_respect_whitelist_and_authentication() {
+async fn dnsbl_listings_score_reject_and_spare_whitelisted_and_authenticated_senders() {
     let db = TestDatabase::migrated().await;
     seed_directory(&db).await;
     let mut zone = base_zone();
@@ -514,6 +514,31 @@ async fn dnsbl_listings_score_reject_and_respect_whitelist_and_authentication() 
         sent.rcpt.expect("rcpt").line(),
         "550 5.7.1 Rejected by bl.test"
     );
+
+    // An authenticated submission skips every test (and gets no Authentication-Results).
+    let run = mc_tests::smtp::smtplib(
+        ingress.submission_port,
+        mc_tests::smtp::Tls::StartTls,
+        json!([
+            [
+                "auth",
+                "PLAIN",
+                "alice@example.test",
+                mc_tests::smtp::PASSWORD
+            ],
+            ["mail", "alice@example.test"],
+            ["rcpt", "bob@example.test"],
+            ["data", "Subject: from alice\r\n\r\nhi\r\n"]
+        ]),
+    );
+    assert_eq!(run.error, None);
+    assert!(run.steps[3].starts_with("250 "), "{run:?}");
+    let (stored, junk) = last_stored(&db, &ingress).await;
+    assert!(
+        field(&fields(&stored), "Authentication-Results").is_empty(),
+        "{stored}"
+    );
+    assert!(!junk);
 
     // A whitelisted sender skips every test.
     mc_policy::Whitelist::new(db.pool.clone())
