@@ -5,7 +5,8 @@
 //! service's `/metrics` passes `promtool check metrics`.
 //!
 //! The four services run as real processes against the test stores. Traffic goes through each of
-//! them first (SMTP AUTH, a message to a local and a remote recipient, a refused connection, an
+//! them first (SMTP AUTH, a sender over its hourly limit, a message to a local and a remote
+//! recipient with the spam tests and greylisting (whitelisted) on, a refused connection, an
 //! unknown recipient and a refused message; an IMAP session with a failed login and an APPEND, a
 //! client that is no TLS client; admin API requests with and without the token; a housekeeping
 //! pass): prometheus-client 0.25 writes no `# TYPE` line for a family without samples
@@ -775,6 +776,26 @@ impl Cluster {
         let db = mc_tests::TestDatabase::migrated().await;
         seed_directory(&db).await;
         loopback_may_relay(&db).await;
+        // Anti-abuse families: greylisting on with every sender whitelisted (decisions are
+        // counted, nothing is deferred), and one message per hour for an authenticated sender.
+        for (knob, value) in [
+            ("greylist_enabled", serde_json::json!(true)),
+            ("rate_sender_per_hour", serde_json::json!(1)),
+        ] {
+            mc_policy::AntispamSettings::set(&db.pool, knob, value)
+                .await
+                .expect("anti-spam setting");
+        }
+        mc_policy::Whitelist::new(db.pool.clone())
+            .add(&mc_policy::NewWhitelistEntry {
+                kind: mc_policy::WhitelistKind::Greylist,
+                description: "everyone".into(),
+                lower: None,
+                upper: None,
+                address: None,
+            })
+            .await
+            .expect("greylist whitelist");
         // Remote mail for remote.test goes to an independent SMTP receiver (aiosmtpd).
         let sink = mc_tests::sink::SinkProcess::start(mc_tests::sink::SinkOptions::default());
         mc_tests::delivery::route(
@@ -836,10 +857,14 @@ impl Cluster {
                     "alice@example.test",
                     mc_tests::smtp::PASSWORD
                 ],
+                ["mail", "alice@example.test"],
+                ["cmd", "RSET"],
+                // Over rate_sender_per_hour (1): refused.
+                ["mail", "alice@example.test"],
             ]),
         );
         let codes: Vec<&str> = auth.steps.iter().map(|s| &s[..3]).collect();
-        assert_eq!(codes, ["535", "235"], "{auth:?}");
+        assert_eq!(codes, ["535", "235", "250", "250", "451"], "{auth:?}");
         self.wait_for_no_smtp_session();
         let (mut client, banner) = mc_tests::smtp::RawClient::connect(self.ingress.mx_port);
         assert_eq!(banner.code, 220);
