@@ -2,11 +2,11 @@
 # shellcheck shell=bash disable=SC2034 # constants here are used by the scripts that source this file
 # ops/lib.sh: shared by ops/up, ops/down, ops/test and ops/mailctl. Source it, do not run it.
 #
-# Runs the local stores (PostgreSQL, Redis, Garage S3) from one git-ignored state folder, on ports
-# that do not clash with system services, and installs whatever is missing (apt for PostgreSQL,
-# Redis, swaks and python3-venv; `cargo install` for Garage; pip, into a venv, for the Python tools
-# of the tests). Every ensure_* function is idempotent: it reuses what is already initialised and
-# running, and starts only what is not.
+# Runs the local stores (PostgreSQL, Redis, Garage S3; for the tests also a private clamd) from one
+# git-ignored state folder, on ports that do not clash with system services, and installs whatever
+# is missing (apt for PostgreSQL, Redis, swaks, python3-venv and clamav-daemon; `cargo install` for
+# Garage; pip, into a venv, for the Python tools of the tests). Every ensure_* function is
+# idempotent: it reuses what is already initialised and running, and starts only what is not.
 
 OPS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO=$(cd "$OPS_DIR/.." && pwd -P)
@@ -19,6 +19,7 @@ REDIS_PORT=56379
 GARAGE_S3_PORT=53900
 GARAGE_RPC_PORT=53901
 GARAGE_ADMIN_PORT=53903
+CLAMD_PORT=53310
 GARAGE_VERSION=2.5.0
 GARAGE_REGION=garage
 GARAGE_KEY_NAME=mailcluster-key
@@ -28,6 +29,9 @@ GARAGE_CONF="$GARAGE_DIR/garage.toml"
 GARAGE_CREDENTIALS="$GARAGE_DIR/credentials.env"
 TEST_ENV="$STATE/test.env"
 PYTHON_VENV="$STATE/venv"
+CLAMAV_DIR="$STATE/clamav"
+CLAMD_CONF="$CLAMAV_DIR/clamd.conf"
+CLAMD_PIDFILE="$RUN_DIR/clamd.pid"
 PYTHON_REQUIREMENTS="$OPS_DIR/python-requirements.txt"
 
 ADMIN_API_ADDR=127.0.0.1:8080
@@ -203,7 +207,8 @@ pg_bindir() {
 }
 
 # Installs, in one apt-get run, the packages behind the named needs: postgres, redis, swaks,
-# python, mail-clients (mbsync and fetchmail, independent IMAP and POP3 clients for the tests).
+# python, mail-clients (mbsync and fetchmail, independent IMAP and POP3 clients for the tests),
+# clamav (clamd, the virus scanner of the anti-virus tests).
 ensure_packages() { # needs...
     local need packages=()
     for need in "$@"; do
@@ -221,6 +226,7 @@ ensure_packages() { # needs...
                 command -v mbsync >/dev/null 2>&1 || packages+=(isync)
                 command -v fetchmail >/dev/null 2>&1 || packages+=(fetchmail)
                 ;;
+            clamav) find_clamd || packages+=(clamav-daemon) ;;
             python)
                 # Debian's python3 has the venv module but leaves ensurepip (which venv needs to put
                 # pip into the venv) to python3-venv.
@@ -563,6 +569,123 @@ stop_garage() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# clamd (ClamAV) for the anti-virus tests
+#
+# A private clamd, not the system service: its own config, database folder and port. The database
+# holds only test signatures written here (no freshclam, no network): the EICAR test file as an MD5
+# hash (.hdb) and as a body pattern (.ndb), so it is found whether the file is scanned alone or
+# inside a MIME attachment that clamd decodes. The EICAR string is kept in hex so that no scanner
+# flags this script.
+
+CLAMD_BIN=""
+EICAR_HEX=58354f2150254041505b345c505a58353428505e2937434329377d2445494341522d5354414e444152442d414e544956495255532d544553542d46494c452124482b482a
+EICAR_MD5=44d88612fea8a8f36de82e1278abb02f
+
+find_clamd() {
+    local candidate
+    for candidate in "$(command -v clamd 2>/dev/null || true)" /usr/sbin/clamd /usr/local/sbin/clamd; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            CLAMD_BIN=$candidate
+            return 0
+        fi
+    done
+    return 1
+}
+
+# True when a clamd answers PING on our port.
+clamd_ping() {
+    local reply
+    reply=$(
+        exec 3<>"/dev/tcp/127.0.0.1/$CLAMD_PORT" || exit 1
+        printf 'zPING\0' >&3
+        IFS= read -r -d '' -t 5 answer <&3 || true
+        printf '%s' "${answer:-}"
+    ) 2>/dev/null || return 1
+    [ "$reply" = PONG ]
+}
+
+# Writes stdin to a file when it differs from the file's content; true when it did.
+write_if_changed() { # path
+    local tmp="$1.tmp"
+    cat >"$tmp"
+    if cmp -s "$tmp" "$1"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    mv "$tmp" "$1"
+}
+
+# Writes clamd's config and test database; true when any of them changed.
+write_clamd_config() {
+    local changed=1
+    mkdir -p "$CLAMAV_DIR/db" "$CLAMAV_DIR/tmp"
+    # Anything else in the database folder (e.g. a copied official database) would be loaded too.
+    find "$CLAMAV_DIR/db" -mindepth 1 -maxdepth 1 ! -name 'mailcluster-test.*' -exec rm -rf {} +
+    write_if_changed "$CLAMAV_DIR/db/mailcluster-test.hdb" <<EOF && changed=0
+$EICAR_MD5:68:Eicar-Test-Signature
+EOF
+    write_if_changed "$CLAMAV_DIR/db/mailcluster-test.ndb" <<EOF && changed=0
+Eicar-Test-Signature-Body:0:*:$EICAR_HEX
+EOF
+    # No Bytecode (no bytecode database), no self-check (the database never changes while it
+    # runs); StreamMaxLength above the largest antivirus_max_scan_kb the tests use.
+    write_if_changed "$CLAMD_CONF" <<EOF && changed=0
+# Written by ops/lib.sh; edits are overwritten.
+TCPAddr 127.0.0.1
+TCPSocket $CLAMD_PORT
+DatabaseDirectory $CLAMAV_DIR/db
+TemporaryDirectory $CLAMAV_DIR/tmp
+LogFile $LOG_DIR/clamd.log
+LogTime yes
+Foreground yes
+MaxThreads 4
+StreamMaxLength 64M
+SelfCheck 0
+ConcurrentDatabaseReload no
+Bytecode no
+ScanMail yes
+EOF
+    return "$changed"
+}
+
+# Installs clamd if missing, writes its config and test database under .state/clamav and starts it
+# on 127.0.0.1:$CLAMD_PORT; adds MAILCLUSTER_TEST_CLAMD to .state/test.env (run ensure_stores,
+# which rewrites that file, first).
+ensure_clamd() {
+    local line="export MAILCLUSTER_TEST_CLAMD=127.0.0.1:$CLAMD_PORT" started
+    make_state_dirs
+    ensure_packages clamav
+    find_clamd || die "clamd not found after installing clamav-daemon"
+    if write_clamd_config && pidfile_alive "$CLAMD_PIDFILE" "$CLAMD_CONF"; then
+        log "clamd configuration changed; restarting it"
+        stop_clamd
+    fi
+    if pidfile_alive "$CLAMD_PIDFILE" "$CLAMD_CONF" && wait_until "$START_TIMEOUT" clamd_ping; then
+        log "clamd already running on 127.0.0.1:$CLAMD_PORT"
+    else
+        port_open "$CLAMD_PORT" && die "port $CLAMD_PORT is taken by another process; clamd cannot start. $PORT_HINT"
+        log "starting clamd on 127.0.0.1:$CLAMD_PORT (test signatures only)"
+        started=$SECONDS
+        # clamd repeats its log on stdout in the foreground: that copy goes to clamd.out, which
+        # also catches what it prints before it opened its log.
+        start_background "$CLAMD_PIDFILE" "$LOG_DIR/clamd.out" \
+            "$CLAMD_BIN" --foreground --config-file="$CLAMD_CONF"
+        wait_until "$START_TIMEOUT" clamd_ping || {
+            tail -n 20 "$LOG_DIR/clamd.out" >&2 || true
+            die "clamd did not start (log: $LOG_DIR/clamd.log, $LOG_DIR/clamd.out)"
+        }
+        log "clamd ready in $((SECONDS - started))s"
+    fi
+    if [ -e "$TEST_ENV" ] && ! grep -qxF "$line" "$TEST_ENV"; then
+        echo "$line" >>"$TEST_ENV"
+    fi
+}
+
+stop_clamd() {
+    stop_pidfile "$CLAMD_PIDFILE" "$CLAMD_CONF" clamd
+}
+
+# ---------------------------------------------------------------------------------------------
 # All stores
 
 write_test_env() {
@@ -583,6 +706,10 @@ EOF
     # time).
     if [ -s "$PYTHON_VENV/requirements.sha256" ]; then
         echo "export MAILCLUSTER_TEST_VENV=$PYTHON_VENV" >>"$TEST_ENV"
+    fi
+    # clamd, once ensure_clamd set it up (it adds this line itself the first time).
+    if [ -s "$CLAMD_CONF" ]; then
+        echo "export MAILCLUSTER_TEST_CLAMD=127.0.0.1:$CLAMD_PORT" >>"$TEST_ENV"
     fi
 }
 
@@ -607,6 +734,7 @@ ensure_stores() {
 }
 
 stop_stores() {
+    stop_clamd
     stop_redis
     stop_garage
     stop_postgres
@@ -745,7 +873,7 @@ stop_services() {
         [ -e "$pidfile" ] || continue
         name=$(basename "$pidfile" .pid)
         case $name in
-            redis | garage) continue ;;
+            redis | garage | clamd) continue ;;
         esac
         stop_pidfile "$pidfile" "$name" "$name" "$SERVICE_STOP_TIMEOUT"
     done

@@ -11,6 +11,7 @@
 
 pub mod accept;
 pub mod antispam;
+pub mod antivirus;
 pub mod config;
 pub mod listener;
 pub mod message;

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub auth_results: Family<AuthResultLabels, Counter>,
     pub bans: Counter,
     pub rate_limited: Family<ReasonLabels, Counter>,
+    pub virus_scans: Family<ResultLabels, Counter>,
+    pub attachments_blocked: Counter,
 }
 
 impl Metrics {
@@ -83,6 +85,8 @@ impl Metrics {
             auth_results: Family::default(),
             bans: Counter::default(),
             rate_limited: Family::default(),
+            virus_scans: Family::default(),
+            attachments_blocked: Counter::default(),
         };
         registry.register(
             "sessions",
@@ -171,6 +175,17 @@ impl Metrics {
             "rate_limited",
             "Messages refused by a rate limit, by limit",
             metrics.rate_limited.clone(),
+        );
+        registry.register(
+            "virus_scans",
+            "Virus scans of received messages (anti-virus on), by result: clean, infected, error \
+             (not scanned: the scanner failed), skipped (range without anti-virus, or too large)",
+            metrics.virus_scans.clone(),
+        );
+        registry.register(
+            "attachments_blocked",
+            "Attachments replaced by a notice because of their file name extension",
+            metrics.attachments_blocked.clone(),
         );
         metrics
     }

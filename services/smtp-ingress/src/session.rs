@@ -684,10 +684,31 @@ async fn finish_message(
         tracing::info!(queue_id = %queue_id, client = %client.ip, "spam dropped");
         return replies::queued(&queue_id.to_string());
     }
-    let finished = match received
-        .assemble(verdict.prefix.as_bytes(), verdict.head)
-        .await
+    // Anti-virus and blocked attachments, on the message as it would be stored.
+    let settings = ctx.antispam.settings.get().await;
+    let assembled = match crate::antivirus::check(
+        &ctx.metrics,
+        &settings,
+        client.range.antivirus,
+        &received,
+        verdict.head.as_deref(),
+    )
+    .await
     {
+        crate::antivirus::AvOutcome::Reject(reply) => return reject("virus", reply),
+        crate::antivirus::AvOutcome::Replace { message, reason } => {
+            tracing::info!(queue_id = %queue_id, client = %client.ip, %reason, "message content replaced");
+            received
+                .assemble_replaced(verdict.prefix.as_bytes(), message)
+                .await
+        }
+        crate::antivirus::AvOutcome::Clean => {
+            received
+                .assemble(verdict.prefix.as_bytes(), verdict.head)
+                .await
+        }
+    };
+    let finished = match assembled {
         Ok(finished) => finished,
         Err(error) => {
             tracing::error!(%error, "spooling a message failed");

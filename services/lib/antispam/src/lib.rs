@@ -13,8 +13,10 @@
 //! - [`resolver`]: the hickory resolver built from configured servers (shared with delivery).
 #![forbid(unsafe_code)]
 
+pub mod attachments;
 pub mod auth;
 pub mod autoban;
+pub mod clamd;
 pub mod dnsbl;
 pub mod greylist;
 pub mod headers;
