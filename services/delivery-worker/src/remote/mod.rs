@@ -63,31 +63,9 @@ impl Remote {
         settings: DeliverySettings,
         redis: Option<mc_runtime::stores::RedisStore>,
     ) -> anyhow::Result<Self> {
-        use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
-        use hickory_resolver::net::runtime::TokioRuntimeProvider;
-        let resolver = if config.dns_servers.is_empty() {
-            TokioResolver::builder_tokio()
-                .map_err(|e| anyhow::anyhow!("reading the system's DNS configuration: {e}"))?
-                .build()
-        } else {
-            let servers = config
-                .dns_servers
-                .iter()
-                .map(|server| {
-                    let mut udp = ConnectionConfig::udp();
-                    udp.port = server.port();
-                    let mut tcp = ConnectionConfig::tcp();
-                    tcp.port = server.port();
-                    NameServerConfig::new(server.ip(), true, vec![udp, tcp])
-                })
-                .collect();
-            TokioResolver::builder_with_config(
-                ResolverConfig::from_name_servers(servers),
-                TokioRuntimeProvider::default(),
-            )
-            .build()
-        }
-        .map_err(|e| anyhow::anyhow!("DNS resolver: {e}"))?;
+        // hickory's default query deadline (5 s), as before the builder was shared.
+        let resolver =
+            mc_antispam::resolver::build(&config.dns_servers, std::time::Duration::from_secs(5))?;
         let mut own_names = vec![config.hostname.to_ascii_lowercase()];
         if let Some(helo) = &config.helo_name {
             own_names.push(helo.to_ascii_lowercase());

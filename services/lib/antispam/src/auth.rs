@@ -1,7 +1,7 @@
-//! Sender authentication over mail-auth and our resolver: SPF of the HELO name and of MAIL FROM
-//! (RFC 7208), DKIM signatures (RFC 6376), the ARC chain (RFC 8617) and DMARC with alignment and
-//! policy (RFC 7489), summarised for scoring and written as one `Authentication-Results` header
-//! (RFC 8601) under our host name.
+//! Sender authentication over our resolver: SPF of the HELO name and of MAIL FROM (RFC 7208, our
+//! own evaluator in [`crate::spf`]), and with mail-auth DKIM signatures (RFC 6376), the ARC chain
+//! (RFC 8617) and DMARC with alignment and policy (RFC 7489); summarised for scoring and written
+//! as one `Authentication-Results` header (RFC 8601) under our host name.
 
 use crate::spf::{self, SpfRequest};
 use hickory_resolver::TokioResolver;

@@ -1,7 +1,8 @@
 //! The anti-spam side of the SMTP ingress, apart from its session plumbing:
 //!
-//! - [`auth`]: sender authentication with mail-auth over our resolver: SPF (HELO and MAIL FROM),
-//!   DKIM, ARC and DMARC, and the one `Authentication-Results` header we prepend.
+//! - [`auth`]: sender authentication over our resolver: SPF (HELO and MAIL FROM), DKIM, ARC and
+//!   DMARC, and the one `Authentication-Results` header we prepend.
+//! - [`spf`]: our RFC 7208 `check_host()` (record syntax, mechanisms, macros, lookup limits).
 //! - [`dnsbl`]: DNS block lists for the client address and (SURBL) for the domains of links.
 //! - [`links`]: the link domains of a message body.
 //! - [`verdict`]: the tests that fired, their scores and the headers of marked mail.
