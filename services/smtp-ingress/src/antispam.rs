@@ -35,6 +35,8 @@ use std::time::Duration;
 
 pub struct Antispam {
     pub settings: SettingsCache,
+    /// The whitelist, incoming relays and active block lists, read with the settings' age.
+    pub lists: ListsCache,
     pub auth: SenderAuth,
     pub whitelist: Whitelist,
     pub blacklists: DnsBlacklists,
@@ -42,6 +44,91 @@ pub struct Antispam {
     pub bans: Bans,
     pub pool: sqlx::PgPool,
     pub metrics: Metrics,
+}
+
+/// The anti-spam lists as one snapshot: every MAIL FROM consults them, so they are read from
+/// PostgreSQL at most once per settings period (`[smtp] antispam_settings_secs`) rather than
+/// per transaction. A failed read keeps the last snapshot (empty before the first).
+#[derive(Default)]
+pub struct Lists {
+    whitelist: Vec<mc_policy::WhitelistEntry>,
+    relays: Vec<mc_policy::IncomingRelay>,
+    dnsbl: Vec<mc_policy::Blacklist>,
+    surbl: Vec<mc_policy::Blacklist>,
+}
+
+fn in_range(ip: IpAddr, lower: IpAddr, upper: IpAddr) -> bool {
+    let (ip, lower, upper) = (
+        mc_policy::canonical_ip(ip),
+        mc_policy::canonical_ip(lower),
+        mc_policy::canonical_ip(upper),
+    );
+    ip.is_ipv4() == lower.is_ipv4() && lower <= ip && ip <= upper
+}
+
+impl Lists {
+    /// Whether a client at `ip` sending as `sender` (empty: `<>`) is whitelisted for `kind`.
+    pub fn whitelisted(&self, kind: WhitelistKind, ip: IpAddr, sender: &str) -> bool {
+        self.whitelist.iter().any(|entry| {
+            entry.kind == kind
+                && match (entry.lower, entry.upper) {
+                    (Some(lower), Some(upper)) => in_range(ip, lower, upper),
+                    _ => true,
+                }
+                && mc_policy::wildcard_match(&entry.address, sender)
+        })
+    }
+
+    pub fn is_relay(&self, ip: IpAddr) -> bool {
+        self.relays
+            .iter()
+            .any(|relay| in_range(ip, relay.lower, relay.upper))
+    }
+}
+
+pub struct ListsCache {
+    ttl: Duration,
+    current: tokio::sync::Mutex<Option<(std::time::Instant, Arc<Lists>)>>,
+}
+
+impl ListsCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            current: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn get(&self, antispam: &Antispam) -> Arc<Lists> {
+        let mut current = self.current.lock().await;
+        if let Some((at, lists)) = current.as_ref()
+            && at.elapsed() < self.ttl
+        {
+            return lists.clone();
+        }
+        let read = async {
+            Ok::<_, mc_policy::PolicyError>(Lists {
+                whitelist: antispam.whitelist.list(None).await?,
+                relays: antispam.relays.list().await?,
+                dnsbl: antispam.blacklists.active(BlacklistKind::Dnsbl).await?,
+                surbl: antispam.blacklists.active(BlacklistKind::Surbl).await?,
+            })
+        };
+        match read.await {
+            Ok(lists) => {
+                let lists = Arc::new(lists);
+                *current = Some((std::time::Instant::now(), lists.clone()));
+                lists
+            }
+            Err(error) => {
+                tracing::warn!(%error, "anti-spam lists not read; the last ones stay in force");
+                current
+                    .as_ref()
+                    .map(|(_, lists)| lists.clone())
+                    .unwrap_or_default()
+            }
+        }
+    }
 }
 
 /// What the tests of one transaction found so far.
@@ -326,17 +413,14 @@ impl Antispam {
             Ok(true) => {}
             Err(error) => tracing::warn!(%error, "domain greylisting switch not read"),
         }
-        match self
-            .whitelist
-            .matches(WhitelistKind::Greylist, ip, &screening.sender)
+        if self
+            .lists
+            .get(self)
             .await
+            .whitelisted(WhitelistKind::Greylist, ip, &screening.sender)
         {
-            Ok(true) => {
-                count("whitelisted");
-                return Ok(());
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "greylisting whitelist not read"),
+            count("whitelisted");
+            return Ok(());
         }
         let deferred = || {
             Reply::new(
@@ -624,13 +708,8 @@ impl Antispam {
 
     /// The active DNSBLs that list `ip`: (score, message) for each.
     async fn dnsbl(&self, ip: IpAddr) -> Vec<(i32, String)> {
-        let lists = match self.blacklists.active(BlacklistKind::Dnsbl).await {
-            Ok(lists) => lists,
-            Err(error) => {
-                tracing::warn!(%error, "DNS block lists not read");
-                return Vec::new();
-            }
-        };
+        let snapshot = self.lists.get(self).await;
+        let lists = &snapshot.dnsbl;
         let ip = mc_policy::canonical_ip(ip);
         let resolver = self.auth.resolver();
         let answers = futures::future::join_all(lists.iter().map(|list| {
@@ -659,18 +738,15 @@ impl Antispam {
 
     /// The active SURBLs that list a link domain of the message: one hit per list.
     async fn surbl(&self, message: &[u8]) -> Vec<(i32, String)> {
-        let lists = match self.blacklists.active(BlacklistKind::Surbl).await {
-            Ok(lists) if !lists.is_empty() => lists,
-            Ok(_) => return Vec::new(),
-            Err(error) => {
-                tracing::warn!(%error, "SURBL lists not read");
-                return Vec::new();
-            }
-        };
+        let snapshot = self.lists.get(self).await;
+        let lists = &snapshot.surbl;
+        if lists.is_empty() {
+            return Vec::new();
+        }
         let domains = mc_antispam::links::domains(message);
         let resolver = self.auth.resolver();
         let mut hits = Vec::new();
-        for list in &lists {
+        for list in lists {
             let answers = futures::future::join_all(domains.iter().map(|domain| {
                 let name = mc_antispam::dnsbl::domain_query(domain, &list.zone);
                 async move { mc_antispam::dnsbl::answers(resolver, &name).await }
@@ -727,15 +803,11 @@ impl Antispam {
     /// The client that handed the message to our incoming relay: the first `Received:` (from
     /// the top) whose `from` address is not one of our relays, and the HELO name it gave.
     async fn original_client(&self, head: &[u8]) -> (Option<IpAddr>, Option<String>) {
+        let lists = self.lists.get(self).await;
         for (from, address) in received_clients(head) {
             let Some(address) = address else { continue };
-            match self.relays.contains(address).await {
-                Ok(true) => continue,
-                Ok(false) => return (Some(address), from),
-                Err(error) => {
-                    tracing::warn!(%error, "incoming relays not read");
-                    return (None, None);
-                }
+            if !lists.is_relay(address) {
+                return (Some(address), from);
             }
         }
         (None, None)
@@ -815,6 +887,61 @@ mod tests {
             )
         );
         assert_eq!(found[2], (None, None));
+    }
+
+    #[test]
+    fn whitelist_and_relays_match_in_memory() {
+        let entry = |kind, range: Option<(&str, &str)>, address: &str| mc_policy::WhitelistEntry {
+            id: 1,
+            kind,
+            description: String::new(),
+            lower: range.map(|(l, _)| l.parse().unwrap()),
+            upper: range.map(|(_, u)| u.parse().unwrap()),
+            address: address.into(),
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let lists = Lists {
+            whitelist: vec![
+                entry(
+                    WhitelistKind::Antispam,
+                    Some(("192.0.2.0", "192.0.2.255")),
+                    "*@partner.example",
+                ),
+                entry(WhitelistKind::Greylist, None, "*"),
+            ],
+            relays: vec![mc_policy::IncomingRelay {
+                name: "backup".into(),
+                lower: "198.51.100.1".parse().unwrap(),
+                upper: "198.51.100.9".parse().unwrap(),
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+            }],
+            ..Lists::default()
+        };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(lists.whitelisted(
+            WhitelistKind::Antispam,
+            ip("192.0.2.7"),
+            "A@Partner.example"
+        ));
+        assert!(lists.whitelisted(
+            WhitelistKind::Antispam,
+            ip("::ffff:192.0.2.7"),
+            "a@partner.example"
+        ));
+        assert!(!lists.whitelisted(
+            WhitelistKind::Antispam,
+            ip("192.0.3.7"),
+            "a@partner.example"
+        ));
+        assert!(!lists.whitelisted(WhitelistKind::Antispam, ip("192.0.2.7"), "a@other.example"));
+        assert!(!lists.whitelisted(
+            WhitelistKind::Antispam,
+            ip("2001:db8::1"),
+            "a@partner.example"
+        ));
+        assert!(lists.whitelisted(WhitelistKind::Greylist, ip("2001:db8::1"), ""));
+        assert!(lists.is_relay(ip("198.51.100.9")) && !lists.is_relay(ip("198.51.100.10")));
+        assert!(!lists.is_relay(ip("::1")));
     }
 
     proptest::proptest! {

@@ -117,7 +117,8 @@ pub struct SmtpSection {
     pub dns_servers: Vec<SocketAddr>,
     /// Deadline of one DNS query.
     pub dns_timeout_secs: u64,
-    /// How old the anti-spam settings (kept in PostgreSQL, `mailctl antispam`) may be.
+    /// How old the anti-spam settings and lists (kept in PostgreSQL: `mailctl antispam`,
+    /// `whitelist`, `relay`, `dnsbl`) may be when a transaction uses them.
     pub antispam_settings_secs: u64,
 }
 

@@ -139,6 +139,7 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
                 pool.clone(),
                 Duration::from_secs(smtp.antispam_settings_secs),
             ),
+            lists: antispam::ListsCache::new(Duration::from_secs(smtp.antispam_settings_secs)),
             auth: mc_antispam::auth::SenderAuth::new(
                 mc_antispam::resolver::build(
                     &smtp.dns_servers,
