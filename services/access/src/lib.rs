@@ -70,6 +70,9 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
     };
 
     let mut registry = mc_runtime::metrics::registry("access");
+    if let Some(tls) = &tls {
+        registry.register_collector(tls.expiry_collector());
+    }
     let metrics = metrics::Metrics::register(&mut registry);
     let readiness = Readiness::new()
         .with("postgresql", mc_runtime::stores::pg_check(pool.clone()))

@@ -71,6 +71,9 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
     };
 
     let mut registry = mc_runtime::metrics::registry("smtp-ingress");
+    if let Some(tls) = &tls {
+        registry.register_collector(tls.expiry_collector());
+    }
     let metrics = metrics::Metrics::register(&mut registry);
     let readiness = Readiness::new()
         .with("postgresql", mc_runtime::stores::pg_check(pool.clone()))

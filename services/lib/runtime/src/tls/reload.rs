@@ -95,6 +95,25 @@ impl TlsReloader {
         Arc::clone(&current.config)
     }
 
+    /// The end of validity (Unix seconds) of the certificate served now (the chain's first);
+    /// `None` if it cannot be read.
+    pub fn not_after(&self) -> Option<i64> {
+        let current = self
+            .inner
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let leaf = current.chain.first()?;
+        let (_, certificate) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+        Some(certificate.validity().not_after.timestamp())
+    }
+
+    /// A collector exporting `mailcluster_tls_certificate_not_after_timestamp_seconds`, read from
+    /// the certificate served at scrape time (so a reload shows at once), for the expiry alert.
+    pub fn expiry_collector(&self) -> Box<dyn prometheus_client::collector::Collector> {
+        Box::new(ExpiryCollector(self.clone()))
+    }
+
     /// How many reloads replaced the certificate since start.
     pub fn reloads(&self) -> u64 {
         self.inner.reloads.load(Ordering::Relaxed)
@@ -198,5 +217,27 @@ async fn next_tick(poll: &mut Option<tokio::time::Interval>) {
             interval.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[derive(Debug)]
+struct ExpiryCollector(TlsReloader);
+
+impl prometheus_client::collector::Collector for ExpiryCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let Some(not_after) = self.0.not_after() else {
+            return Ok(());
+        };
+        let gauge = prometheus_client::metrics::gauge::ConstGauge::new(not_after);
+        gauge.encode(encoder.encode_descriptor(
+            "mailcluster_tls_certificate_not_after_timestamp_seconds",
+            "End of validity of the TLS certificate served now, in Unix seconds",
+            None,
+            gauge.metric_type(),
+        )?)
     }
 }

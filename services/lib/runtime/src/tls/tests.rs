@@ -286,3 +286,38 @@ async fn watcher_picks_up_changed_files() {
     cancel.cancel();
     watcher.await.unwrap();
 }
+
+/// A pair whose certificate is valid until `not_after` (Unix seconds).
+fn generate_until(not_after: i64) -> Pair {
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(not_after).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        der: cert.der().clone(),
+    }
+}
+
+#[test]
+fn the_expiry_of_the_served_certificate_is_exported_and_follows_a_reload() {
+    let (first, second) = (2_000_000_000, 2_100_000_000);
+    let files = Files::new(&generate_until(first));
+    let reloader = TlsReloader::load(&files.config(0)).unwrap().unwrap();
+    assert_eq!(reloader.not_after(), Some(first));
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register_collector(reloader.expiry_collector());
+    let scrape = crate::metrics::encode(&registry);
+    assert!(
+        scrape.contains("mailcluster_tls_certificate_not_after_timestamp_seconds 2000000000"),
+        "{scrape}"
+    );
+    files.write(&generate_until(second));
+    assert!(reloader.reload().unwrap());
+    let scrape = crate::metrics::encode(&registry);
+    assert!(
+        scrape.contains("mailcluster_tls_certificate_not_after_timestamp_seconds 2100000000"),
+        "{scrape}"
+    );
+}
