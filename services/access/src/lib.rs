@@ -51,9 +51,6 @@ pub struct Ctx {
     pub shutdown: CancellationToken,
 }
 
-/// How long open sessions may take to reach a safe point after shutdown is requested.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-
 pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let tls = TlsReloader::load(&config.tls)?;
     let pool = mc_runtime::stores::pg_connect(&config.database, &shutdown).await?;
@@ -141,10 +138,10 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
         let _ = handle.await;
     }
     tasks.close();
-    if tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait())
-        .await
-        .is_err()
-    {
+    // Open sessions may continue (or reach a safe point) for `ops.shutdown_grace_secs`; the
+    // chart sets it below the pod's termination grace period.
+    let grace = Duration::from_secs(config.ops.shutdown_grace_secs);
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("sessions still open after the shutdown grace period");
     }
     if let Some(watcher) = watcher {
