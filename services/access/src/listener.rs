@@ -60,6 +60,16 @@ pub async fn serve(
     .await;
 }
 
+/// The line a refused client reads before the connection closes: IMAP's or POP3's, on plain
+/// listeners only (an implicit-TLS client expects a handshake, not text).
+async fn say_before_closing(stream: &mut TcpStream, protocol: Protocol, imap: &str, pop3: &str) {
+    if protocol.implicit_tls() {
+        return;
+    }
+    let line = format!("{}\r\n", if protocol.is_imap() { imap } else { pop3 });
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(line.as_bytes())).await;
+}
+
 fn refuse(ctx: &Ctx, reason: &'static str) {
     ctx.metrics
         .refused_connections
@@ -98,14 +108,13 @@ async fn connection(
                     "connection_limit"
                 },
             );
-            if !protocol.implicit_tls() {
-                let reply: &[u8] = if protocol.is_imap() {
-                    b"* BYE Too many connections, try again later\r\n"
-                } else {
-                    b"-ERR [SYS/TEMP] Too many connections, try again later\r\n"
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
-            }
+            say_before_closing(
+                &mut stream,
+                protocol,
+                "* BYE Too many connections, try again later",
+                "-ERR [SYS/TEMP] Too many connections, try again later",
+            )
+            .await;
             return;
         }
     };
@@ -126,27 +135,25 @@ async fn connection(
         Err(error) => {
             tracing::warn!(%error, "IP range lookup failed; connection refused");
             refuse(&ctx, "ip_range_unavailable");
-            if !protocol.implicit_tls() {
-                let reply: &[u8] = if protocol.is_imap() {
-                    b"* BYE [UNAVAILABLE] Temporary failure, try again later\r\n"
-                } else {
-                    b"-ERR [SYS/TEMP] Temporary failure, try again later\r\n"
-                };
-                let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
-            }
+            say_before_closing(
+                &mut stream,
+                protocol,
+                "* BYE [UNAVAILABLE] Temporary failure, try again later",
+                "-ERR [SYS/TEMP] Temporary failure, try again later",
+            )
+            .await;
             return;
         }
     };
     if !allowed {
         refuse(&ctx, "ip_range");
-        if !protocol.implicit_tls() {
-            let reply: &[u8] = if protocol.is_imap() {
-                b"* BYE Access denied\r\n"
-            } else {
-                b"-ERR Access denied\r\n"
-            };
-            let _ = tokio::time::timeout(Duration::from_secs(2), stream.write_all(reply)).await;
-        }
+        say_before_closing(
+            &mut stream,
+            protocol,
+            "* BYE Access denied",
+            "-ERR Access denied",
+        )
+        .await;
         return;
     }
     let client = if protocol.implicit_tls() {

@@ -57,32 +57,16 @@ pub struct Lists {
     surbl: Vec<mc_policy::Blacklist>,
 }
 
-fn in_range(ip: IpAddr, lower: IpAddr, upper: IpAddr) -> bool {
-    let (ip, lower, upper) = (
-        mc_policy::canonical_ip(ip),
-        mc_policy::canonical_ip(lower),
-        mc_policy::canonical_ip(upper),
-    );
-    ip.is_ipv4() == lower.is_ipv4() && lower <= ip && ip <= upper
-}
-
 impl Lists {
     /// Whether a client at `ip` sending as `sender` (empty: `<>`) is whitelisted for `kind`.
     pub fn whitelisted(&self, kind: WhitelistKind, ip: IpAddr, sender: &str) -> bool {
-        self.whitelist.iter().any(|entry| {
-            entry.kind == kind
-                && match (entry.lower, entry.upper) {
-                    (Some(lower), Some(upper)) => in_range(ip, lower, upper),
-                    _ => true,
-                }
-                && mc_policy::wildcard_match(&entry.address, sender)
-        })
+        self.whitelist
+            .iter()
+            .any(|entry| entry.matches(kind, ip, sender))
     }
 
     pub fn is_relay(&self, ip: IpAddr) -> bool {
-        self.relays
-            .iter()
-            .any(|relay| in_range(ip, relay.lower, relay.upper))
+        self.relays.iter().any(|relay| relay.contains(ip))
     }
 }
 
@@ -513,11 +497,8 @@ impl Antispam {
             return outcome;
         };
         let settings = screening.settings.clone();
-        let mut edited = mc_antispam::headers::edit(&received.head, hostname, None);
         if !screening.scan {
-            if edited.removed > 0 {
-                outcome.head = Some(edited.head);
-            }
+            outcome.head = edited_head(received, hostname, None);
             return outcome;
         }
         let max = settings.max_scan_kb.saturating_mul(1024);
@@ -616,6 +597,7 @@ impl Antispam {
         for hit in &verdict.hits {
             self.count_test(hit.test);
         }
+        let mut subject_prefix = None;
         match verdict.outcome(settings.mark_threshold, settings.delete_threshold) {
             Outcome::Delete => {
                 if settings.delete_action == DeleteAction::Drop {
@@ -636,18 +618,12 @@ impl Antispam {
                     settings.add_reason_header,
                 ));
                 if settings.subject_prefix_enabled {
-                    edited = mc_antispam::headers::edit(
-                        &received.head,
-                        hostname,
-                        Some(&settings.subject_prefix),
-                    );
+                    subject_prefix = Some(settings.subject_prefix.as_str());
                 }
             }
             Outcome::Clean => self.count_verdict("clean"),
         }
-        if edited.removed > 0 || edited.head != received.head {
-            outcome.head = Some(edited.head);
-        }
+        outcome.head = edited_head(received, hostname, subject_prefix);
         outcome
     }
 
@@ -812,6 +788,17 @@ impl Antispam {
         }
         (None, None)
     }
+}
+
+/// The client's header section without forged fields and with the subject prefix, if that
+/// changes anything.
+fn edited_head(
+    received: &Received,
+    hostname: &str,
+    subject_prefix: Option<&str>,
+) -> Option<Vec<u8>> {
+    let edited = mc_antispam::headers::edit(&received.head, hostname, subject_prefix);
+    (edited.removed > 0 || edited.head != received.head).then_some(edited.head)
 }
 
 /// The `from <helo>` name and the first bracketed address of each `Received:` field, top first.

@@ -53,6 +53,13 @@ fn unique(e: sqlx::Error, what: String) -> PolicyError {
     }
 }
 
+/// Whether `ip` lies in the inclusive range `[lower, upper]` of its own family (IPv4-mapped IPv6
+/// addresses count as IPv4).
+pub fn in_range(ip: IpAddr, lower: IpAddr, upper: IpAddr) -> bool {
+    let (ip, lower, upper) = (canonical_ip(ip), canonical_ip(lower), canonical_ip(upper));
+    ip.is_ipv4() == lower.is_ipv4() && lower <= ip && ip <= upper
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

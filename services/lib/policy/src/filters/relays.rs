@@ -3,7 +3,6 @@
 
 use super::{checked_range, unique};
 use crate::PolicyError;
-use crate::ip_ranges::canonical_ip;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -103,14 +102,13 @@ impl IncomingRelays {
 
     /// Whether `ip` is one of our own backup MX hosts.
     pub async fn contains(&self, ip: IpAddr) -> Result<bool, PolicyError> {
-        let found: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM incoming_relays
-                             WHERE family(lower_ip) = family($1)
-                               AND lower_ip <= $1 AND upper_ip >= $1)",
-        )
-        .bind(IpNet::from(canonical_ip(ip)))
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(found)
+        Ok(self.list().await?.iter().any(|relay| relay.contains(ip)))
+    }
+}
+
+impl IncomingRelay {
+    /// Whether `ip` is one of this relay's addresses.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        super::in_range(ip, self.lower, self.upper)
     }
 }

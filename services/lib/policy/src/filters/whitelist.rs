@@ -3,7 +3,6 @@
 
 use super::{check_text, checked_range};
 use crate::PolicyError;
-use crate::ip_ranges::canonical_ip;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -197,23 +196,31 @@ impl Whitelist {
     }
 
     /// Whether a client at `ip` sending as `sender` (empty: the null sender) is whitelisted for
-    /// `kind`. The address ranges are filtered in PostgreSQL, the patterns here.
+    /// `kind` (see [`WhitelistEntry::matches`]).
     pub async fn matches(
         &self,
         kind: WhitelistKind,
         ip: IpAddr,
         sender: &str,
     ) -> Result<bool, PolicyError> {
-        let patterns: Vec<(String,)> = sqlx::query_as(
-            "SELECT address FROM whitelist
-              WHERE kind = $1 AND (lower_ip IS NULL OR (family(lower_ip) = family($2)
-                                   AND lower_ip <= $2 AND upper_ip >= $2))",
-        )
-        .bind(kind.as_str())
-        .bind(IpNet::from(canonical_ip(ip)))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(patterns.iter().any(|(p,)| wildcard_match(p, sender)))
+        Ok(self
+            .list(Some(kind))
+            .await?
+            .iter()
+            .any(|entry| entry.matches(kind, ip, sender)))
+    }
+}
+
+impl WhitelistEntry {
+    /// Whether this entry whitelists a client at `ip` sending as `sender` for `kind`: the
+    /// address in its range (no range: any address) and the sender matching its pattern.
+    pub fn matches(&self, kind: WhitelistKind, ip: IpAddr, sender: &str) -> bool {
+        self.kind == kind
+            && match (self.lower, self.upper) {
+                (Some(lower), Some(upper)) => super::in_range(ip, lower, upper),
+                _ => true,
+            }
+            && wildcard_match(&self.address, sender)
     }
 }
 
