@@ -244,6 +244,15 @@ pub fn http_get(url: &str) -> Option<String> {
     http(url).map(|(_, body)| body)
 }
 
+/// The value of one series in a scrape, written exactly as the exposition writes it
+/// (`name{label="value",...}`), or `None` when the scrape does not have it.
+pub fn sample(scrape: &str, series: &str) -> Option<f64> {
+    scrape.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.split_whitespace().next()?.parse().ok()
+    })
+}
+
 pub(crate) fn uuid_like() -> String {
     format!(
         "{}-{}",

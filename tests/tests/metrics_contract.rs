@@ -1055,6 +1055,118 @@ async fn every_service_metrics_endpoint_passes_promtool_check_metrics() {
     );
 }
 
+/// The store metrics follow the real traffic: each role counts the PostgreSQL operations, object
+/// storage requests and Redis commands its part of the traffic made, none of them failed, and each
+/// reports its connection pool.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_metrics_count_what_each_role_asked_of_the_stores() {
+    let queries = Queries::of_repository();
+    let cluster = Cluster::start().await;
+    let scrapes = cluster.settled_scrapes(&queries);
+    let value = |service: &str, series: String| -> f64 {
+        let scrape = scrapes
+            .iter()
+            .find(|s| s.service == service)
+            .expect("a scrape per service");
+        mc_tests::sample(&scrape.text, &series)
+            .unwrap_or_else(|| panic!("{service} does not export {series}:\n{}", scrape.text))
+    };
+    let db = |service: &str, operation: &str, result: &str| {
+        value(
+            service,
+            format!(
+                "mailcluster_db_operations_total{{operation=\"{operation}\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    let blob = |service: &str, op: &str, result: &str| {
+        value(
+            service,
+            format!("mailcluster_blob_operations_total{{op=\"{op}\",result=\"{result}\"}}"),
+        )
+    };
+    for (service, operation) in [
+        ("smtp-ingress", "authenticate"),
+        ("smtp-ingress", "directory_lookup"),
+        ("smtp-ingress", "queue_intake"),
+        ("delivery-worker", "queue_claim"),
+        ("delivery-worker", "mailbox_delivery"),
+        ("delivery-worker", "queue_finish"),
+        ("access", "authenticate"),
+        ("access", "mailbox_sync"),
+        ("access", "message_fetch"),
+        ("access", "message_append"),
+    ] {
+        assert!(
+            db(service, operation, "ok") >= 1.0,
+            "{service}: no {operation} counted"
+        );
+        let count =
+            format!("mailcluster_db_operation_duration_seconds_count{{operation=\"{operation}\"}}");
+        assert!(
+            value(service, count) >= 1.0,
+            "{service}: {operation} not timed"
+        );
+    }
+    // The message stored by the ingress, read by the worker for the remote recipient; the IMAP
+    // FETCH read it, the APPEND stored one.
+    for (service, op) in [
+        ("smtp-ingress", "put"),
+        ("delivery-worker", "get"),
+        ("access", "get"),
+        ("access", "put"),
+    ] {
+        assert!(blob(service, op, "ok") >= 1.0, "{service}: no blob {op}");
+    }
+    let bytes = |service: &str, direction: &str| {
+        value(
+            service,
+            format!("mailcluster_blob_bytes_total{{direction=\"{direction}\"}}"),
+        )
+    };
+    assert!(bytes("smtp-ingress", "upload") > 0.0);
+    assert!(bytes("access", "download") > 0.0);
+    // The authenticated sender's hourly count.
+    assert!(
+        value(
+            "smtp-ingress",
+            "mailcluster_redis_commands_total{group=\"rate_limit\",result=\"ok\"}".into()
+        ) >= 2.0
+    );
+    for service in ["admin", "smtp-ingress", "delivery-worker", "access"] {
+        for operation in mc_runtime::store_metrics::DbOp::ALL {
+            for result in ["error", "timeout"] {
+                assert_eq!(
+                    db(service, operation.as_str(), result),
+                    0.0,
+                    "{service}: {operation:?} {result}"
+                );
+            }
+        }
+        for op in mc_runtime::store_metrics::BlobOp::ALL {
+            assert_eq!(
+                blob(service, op.as_str(), "error"),
+                0.0,
+                "{service}: blob {op:?}"
+            );
+        }
+        let max = value(service, "mailcluster_db_pool_max_connections".into());
+        let in_use = value(
+            service,
+            "mailcluster_db_pool_connections{state=\"in_use\"}".into(),
+        );
+        let idle = value(
+            service,
+            "mailcluster_db_pool_connections{state=\"idle\"}".into(),
+        );
+        assert!(max >= 1.0, "{service}: pool of {max}");
+        assert!(
+            in_use >= 0.0 && idle >= 0.0 && in_use + idle <= max,
+            "{service}: {in_use} + {idle} > {max}"
+        );
+    }
+}
+
 #[cfg(test)]
 mod unit {
     use super::*;

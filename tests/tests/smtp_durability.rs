@@ -106,6 +106,15 @@ async fn unreachable_object_store_gives_451_4_3_0_and_no_queue_entry() {
         metrics.contains("mailcluster_smtp_messages_rejected_total{reason=\"store_failed\"} 1\n"),
         "{metrics}"
     );
+    // The failed upload is counted as an object storage error; the readiness probe is not.
+    let put = |result: &str| {
+        mc_tests::sample(
+            &metrics,
+            &format!("mailcluster_blob_operations_total{{op=\"put\",result=\"{result}\"}}"),
+        )
+    };
+    assert_eq!(put("error"), Some(1.0), "{metrics}");
+    assert_eq!(put("ok"), Some(0.0), "{metrics}");
 }
 
 /// Opens an idle session and one in the middle of DATA, sends SIGTERM, and returns the reply each

@@ -305,4 +305,14 @@ async fn redis_stopped_fails_open_by_default_and_closed_when_configured() {
         metrics.contains("mailcluster_smtp_greylist_total{result=\"error_open\"} 1"),
         "{metrics}"
     );
+    // The first check reached Redis; the two made while it was down are Redis errors.
+    let greylist = |result: &str| {
+        mc_tests::sample(
+            &metrics,
+            &format!("mailcluster_redis_commands_total{{group=\"greylist\",result=\"{result}\"}}"),
+        )
+        .unwrap_or_else(|| panic!("no greylist {result} series in\n{metrics}"))
+    };
+    assert!(greylist("ok") >= 1.0, "{metrics}");
+    assert_eq!(greylist("error"), 2.0, "{metrics}");
 }

@@ -300,3 +300,55 @@ async fn account_disabled_mid_session_gets_550_5_7_8_on_the_next_mail() {
         ]
     );
 }
+
+/// Every inbound TLS handshake is counted by listener and result: implicit TLS on 465 and
+/// STARTTLS on 587 (smtplib, TLS 1.3), a plaintext client on 465 (failed) and a client that opens
+/// 465 and says nothing (timeout, after `handshake_timeout_secs`).
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_handshakes_are_counted_by_listener_and_result() {
+    use std::io::{Read, Write};
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    let ingress = IngressProcess::start(&db, &[("MAILCLUSTER_SMTP__HANDSHAKE_TIMEOUT_SECS", "1")]);
+    for (port, tls) in [
+        (ingress.submissions_port, Tls::Implicit),
+        (ingress.submission_port, Tls::StartTls),
+    ] {
+        let run = smtplib(port, tls, json!([["cmd", "NOOP"]]));
+        assert_eq!(run.error, None, "{run:?}");
+    }
+    let connect = || {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", ingress.submissions_port))
+            .expect("connect to 465");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        stream
+    };
+    let mut plaintext = connect();
+    plaintext
+        .write_all(b"EHLO client.test\r\n")
+        .expect("write to 465");
+    let mut rest = Vec::new();
+    let _ = plaintext.read_to_end(&mut rest);
+    let mut silent = connect();
+    let started = std::time::Instant::now();
+    let _ = silent.read_to_end(&mut rest);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "a silent client was not cut at the handshake deadline"
+    );
+    let metrics = ingress.metrics();
+    let handshakes = |listener: &str, result: &str| {
+        mc_tests::sample(
+            &metrics,
+            &format!(
+                "mailcluster_smtp_tls_handshakes_total{{listener=\"{listener}\",result=\"{result}\"}}"
+            ),
+        )
+    };
+    assert_eq!(handshakes("submissions", "tls1.3"), Some(1.0), "{metrics}");
+    assert_eq!(handshakes("submission", "tls1.3"), Some(1.0), "{metrics}");
+    assert_eq!(handshakes("submissions", "failed"), Some(1.0), "{metrics}");
+    assert_eq!(handshakes("submissions", "timeout"), Some(1.0), "{metrics}");
+}

@@ -67,6 +67,7 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
     };
 
     let mut registry = mc_runtime::metrics::registry("access");
+    registry.register_collector(mc_runtime::store_metrics::pool_collector(pool.clone()));
     if let Some(tls) = &tls {
         registry.register_collector(tls.expiry_collector());
     }

@@ -158,13 +158,16 @@ async fn connection(
     }
     let client = if protocol.implicit_tls() {
         let Some(tls) = &ctx.tls else { return };
-        match tokio::time::timeout(handshake, tls.acceptor().accept(stream)).await {
-            Ok(Ok(tls_stream)) => Client {
+        let (tls_stream, result) =
+            mc_runtime::connection::accept_tls(&tls.acceptor(), stream, handshake).await;
+        ctx.metrics.tls_handshake(protocol.label(), result);
+        match tls_stream {
+            Some(tls_stream) => Client {
                 stream: Box::new(tls_stream),
                 ip,
                 tls: true,
             },
-            _ => {
+            None => {
                 refuse(&ctx, "tls_handshake");
                 return;
             }

@@ -47,6 +47,7 @@ pub struct Metrics {
     pub refused_connections: Family<ReasonLabels, Counter>,
     pub notifications: Family<ReasonLabels, Counter>,
     pub bans: Counter,
+    pub tls_handshakes: Family<ResultLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -54,6 +55,20 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
+    /// Counts one TLS handshake.
+    pub fn tls_handshake(
+        &self,
+        protocol: &'static str,
+        handshake: mc_runtime::connection::Handshake,
+    ) {
+        self.tls_handshakes
+            .get_or_create(&ResultLabels {
+                protocol,
+                result: handshake.as_str(),
+            })
+            .inc();
+    }
+
     pub fn register(root: &mut Registry) -> Self {
         let registry = mc_runtime::metrics::service(root, "access");
         let metrics = Self {
@@ -66,6 +81,7 @@ impl Metrics {
             refused_connections: Family::default(),
             notifications: Family::default(),
             bans: Counter::default(),
+            tls_handshakes: Family::default(),
         };
         registry.register(
             "sessions",
@@ -108,6 +124,11 @@ impl Metrics {
             "change_notifications",
             "Mailbox change notices, by source (redis, lagged)",
             metrics.notifications.clone(),
+        );
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes by protocol (imaps and pop3s: implicit TLS; imap and pop3: STARTTLS and STLS) and result: the version, failed or timeout",
+            metrics.tls_handshakes.clone(),
         );
         registry.register(
             "bans",

@@ -50,14 +50,17 @@ impl Lock {
         let key = redis.key(&mc_mailstore::mailboxes::pop3_lock_key(account_id));
         let token = uuid::Uuid::new_v4().simple().to_string();
         let mut connection = redis.connection.clone();
-        let taken: Option<String> = redis::cmd("SET")
-            .arg(&key)
-            .arg(&token)
-            .arg("NX")
-            .arg("EX")
-            .arg(ctx.config.pop3_lock_secs)
-            .query_async(&mut connection)
-            .await?;
+        let taken: Option<String> = mc_runtime::store_metrics::redis(
+            mc_runtime::store_metrics::RedisGroup::Pop3Lock,
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&token)
+                .arg("NX")
+                .arg("EX")
+                .arg(ctx.config.pop3_lock_secs)
+                .query_async(&mut connection),
+        )
+        .await?;
         if taken.is_none() {
             return Ok(None);
         }
@@ -78,11 +81,14 @@ impl Lock {
     async fn release(self) {
         self.renewer.abort();
         let mut connection = self.redis.connection.clone();
-        let _: redis::RedisResult<i64> = redis::Script::new(RELEASE)
-            .key(&self.key)
-            .arg(&self.token)
-            .invoke_async(&mut connection)
-            .await;
+        let _: redis::RedisResult<i64> = mc_runtime::store_metrics::redis(
+            mc_runtime::store_metrics::RedisGroup::Pop3Lock,
+            redis::Script::new(RELEASE)
+                .key(&self.key)
+                .arg(&self.token)
+                .invoke_async(&mut connection),
+        )
+        .await;
     }
 }
 
@@ -94,12 +100,15 @@ async fn renew(redis: RedisStore, key: String, token: String, seconds: u64) {
     loop {
         tokio::time::sleep(period).await;
         let mut connection = redis.connection.clone();
-        let renewed: redis::RedisResult<i64> = redis::Script::new(RENEW)
-            .key(&key)
-            .arg(&token)
-            .arg(seconds)
-            .invoke_async(&mut connection)
-            .await;
+        let renewed: redis::RedisResult<i64> = mc_runtime::store_metrics::redis(
+            mc_runtime::store_metrics::RedisGroup::Pop3Lock,
+            redis::Script::new(RENEW)
+                .key(&key)
+                .arg(&token)
+                .arg(seconds)
+                .invoke_async(&mut connection),
+        )
+        .await;
         match renewed {
             Ok(0) => {
                 tracing::info!("POP3 maildrop lock was cleared while held");
@@ -305,7 +314,9 @@ async fn start_tls(ctx: &Ctx, connection: &mut Connection) -> bool {
         return false;
     };
     let limit = Duration::from_secs(ctx.config.handshake_timeout_secs);
-    connection.start_tls(&tls.acceptor(), limit).await
+    let handshake = connection.start_tls(&tls.acceptor(), limit).await;
+    ctx.metrics.tls_handshake("pop3", handshake);
+    handshake.is_established()
 }
 
 /// Locks and lists the account's INBOX.

@@ -33,6 +33,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
     mc_schema::check_current(&pool).await?;
 
     let mut registry = mc_runtime::metrics::registry("admin");
+    registry.register_collector(mc_runtime::store_metrics::pool_collector(pool.clone()));
     let metrics = metrics::ApiMetrics::register(&mut registry);
     let queue_gauges = metrics::QueueGauges::register(&mut registry);
     let token = config

@@ -76,6 +76,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         redis.clone(),
     )?;
     let mut registry = mc_runtime::metrics::registry("delivery-worker");
+    registry.register_collector(mc_runtime::store_metrics::pool_collector(pool.clone()));
     let metrics = metrics::Metrics::register(&mut registry);
     let readiness = Readiness::new().with("postgresql", mc_runtime::stores::pg_check(pool.clone()));
     let ops_listener = TcpListener::bind(config.ops.listen).await?;

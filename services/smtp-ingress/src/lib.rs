@@ -68,6 +68,7 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
     };
 
     let mut registry = mc_runtime::metrics::registry("smtp-ingress");
+    registry.register_collector(mc_runtime::store_metrics::pool_collector(pool.clone()));
     if let Some(tls) = &tls {
         registry.register_collector(tls.expiry_collector());
     }

@@ -79,11 +79,12 @@ async fn connection(
     ctx.metrics.active_sessions.inc();
     let boxed: Option<(BoxStream, bool)> = if kind == ListenerKind::Submissions {
         match &ctx.tls {
-            Some(tls) => match tokio::time::timeout(handshake, tls.acceptor().accept(stream)).await
-            {
-                Ok(Ok(tls_stream)) => Some((Box::new(tls_stream), true)),
-                _ => None,
-            },
+            Some(tls) => {
+                let (tls_stream, result) =
+                    mc_runtime::connection::accept_tls(&tls.acceptor(), stream, handshake).await;
+                ctx.metrics.tls_handshake(kind.label(), result);
+                tls_stream.map(|tls_stream| (Box::new(tls_stream) as BoxStream, true))
+            }
             None => None,
         }
     } else {

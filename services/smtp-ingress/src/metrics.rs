@@ -14,6 +14,12 @@ pub struct ListenerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TlsLabels {
+    pub listener: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
     pub command: &'static str,
 }
@@ -61,9 +67,24 @@ pub struct Metrics {
     pub rate_limited: Family<ReasonLabels, Counter>,
     pub virus_scans: Family<ResultLabels, Counter>,
     pub attachments_blocked: Counter,
+    pub tls_handshakes: Family<TlsLabels, Counter>,
 }
 
 impl Metrics {
+    /// Counts one TLS handshake.
+    pub fn tls_handshake(
+        &self,
+        listener: &'static str,
+        handshake: mc_runtime::connection::Handshake,
+    ) {
+        self.tls_handshakes
+            .get_or_create(&TlsLabels {
+                listener,
+                result: handshake.as_str(),
+            })
+            .inc();
+    }
+
     pub fn register(root: &mut Registry) -> Self {
         let registry = mc_runtime::metrics::service(root, "smtp");
         let metrics = Self {
@@ -87,7 +108,13 @@ impl Metrics {
             rate_limited: Family::default(),
             virus_scans: Family::default(),
             attachments_blocked: Counter::default(),
+            tls_handshakes: Family::default(),
         };
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes (465, and STARTTLS) by listener and result: the version, failed or timeout",
+            metrics.tls_handshakes.clone(),
+        );
         registry.register(
             "sessions",
             "SMTP sessions started, by listener",

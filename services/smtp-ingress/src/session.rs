@@ -39,6 +39,7 @@ impl ListenerKind {
 /// State of the session the core does not own: who the client is and what it proved.
 struct Client {
     ip: IpAddr,
+    listener: ListenerKind,
     range: IpRange,
     /// `(account id, credentials stamp)` after a successful AUTH.
     account: Option<(i64, String)>,
@@ -101,6 +102,7 @@ pub async fn run(ctx: Arc<Ctx>, stream: BoxStream, ip: IpAddr, kind: ListenerKin
     let mut session = Session::new(session_config, tls);
     let mut client = Client {
         ip,
+        listener: kind,
         range,
         account: None,
         sender_local: false,
@@ -203,7 +205,7 @@ async fn perform(
                 reply.write_to(connection.output());
                 return Flow::Close;
             }
-            Action::StartTls => return start_tls(ctx, connection, session).await,
+            Action::StartTls => return start_tls(ctx, connection, session, client).await,
             Action::Authenticate(credentials) => {
                 authenticate(ctx, session, client, credentials).await
             }
@@ -276,14 +278,22 @@ async fn perform(
     }
 }
 
-async fn start_tls(ctx: &Arc<Ctx>, connection: &mut Connection, session: &mut Session) -> Flow {
+async fn start_tls(
+    ctx: &Arc<Ctx>,
+    connection: &mut Connection,
+    session: &mut Session,
+    client: &Client,
+) -> Flow {
     let Some(tls) = &ctx.tls else {
         replies::tls_not_available().write_to(connection.output());
         return Flow::Continue;
     };
     replies::ready_for_tls().write_to(connection.output());
     let limit = Duration::from_secs(ctx.config.handshake_timeout_secs);
-    if !connection.start_tls(&tls.acceptor(), limit).await {
+    let handshake = connection.start_tls(&tls.acceptor(), limit).await;
+    ctx.metrics
+        .tls_handshake(client.listener.label(), handshake);
+    if !handshake.is_established() {
         return Flow::Close;
     }
     session.tls_started();
@@ -456,12 +466,15 @@ async fn rate_limited(ctx: &Ctx, session: &Session, client: &Client) -> Option<R
     let hour = OffsetDateTime::now_utc().unix_timestamp() / 3600;
     let key = redis.key(&format!("{key}:{hour}"));
     let mut connection = redis.connection.clone();
-    let counted: redis::RedisResult<(i64, i64)> = redis::pipe()
-        .atomic()
-        .incr(&key, 1)
-        .expire(&key, 3600)
-        .query_async(&mut connection)
-        .await;
+    let counted: redis::RedisResult<(i64, i64)> = mc_runtime::store_metrics::redis(
+        mc_runtime::store_metrics::RedisGroup::RateLimit,
+        redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .expire(&key, 3600)
+            .query_async(&mut connection),
+    )
+    .await;
     match counted {
         Ok((count, _)) if count > i64::from(limit) => {
             ctx.metrics.rate_limited.get_or_create(&reason(label)).inc();

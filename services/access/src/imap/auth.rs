@@ -24,7 +24,9 @@ pub async fn starttls(session: &mut Session, tag: &Tag<'_>) -> Flow {
     let limit = Duration::from_secs(session.ctx.config.handshake_timeout_secs);
     // Bytes the framer already holds came in plaintext too: it starts afresh.
     session.framer = Framer::new(session.ctx.config.imap_limits());
-    if !session.connection.start_tls(&tls.acceptor(), limit).await {
+    let handshake = session.connection.start_tls(&tls.acceptor(), limit).await;
+    session.ctx.metrics.tls_handshake("imap", handshake);
+    if !handshake.is_established() {
         return Flow::Close;
     }
     session.tls = true;

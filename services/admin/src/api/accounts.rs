@@ -87,17 +87,18 @@ pub async fn unlock_account(
     };
     let key = redis.key(&mc_mailstore::mailboxes::pop3_lock_key(profile.account_id));
     let mut connection = redis.connection.clone();
-    let removed: i64 = redis::cmd("DEL")
-        .arg(&key)
-        .query_async(&mut connection)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                format!("Redis: {e}"),
-            )
-        })?;
+    let removed: i64 = mc_runtime::store_metrics::redis(
+        mc_runtime::store_metrics::RedisGroup::Pop3Lock,
+        redis::cmd("DEL").arg(&key).query_async(&mut connection),
+    )
+    .await
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("Redis: {e}"),
+        )
+    })?;
     Ok(Json(Unlocked {
         unlocked: removed > 0,
     }))

@@ -78,10 +78,13 @@ async fn clear_failures(s: &AppState, ip: IpAddr) -> bool {
     };
     let key = redis.key(&mc_policy::auth_failure_key(ip));
     let mut connection = redis.connection.clone();
-    match redis::cmd("DEL")
-        .arg(&key)
-        .query_async::<i64>(&mut connection)
-        .await
+    match mc_runtime::store_metrics::redis(
+        mc_runtime::store_metrics::RedisGroup::Autoban,
+        redis::cmd("DEL")
+            .arg(&key)
+            .query_async::<i64>(&mut connection),
+    )
+    .await
     {
         Ok(deleted) => deleted > 0,
         Err(error) => {

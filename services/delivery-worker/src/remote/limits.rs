@@ -67,16 +67,18 @@ impl Limits {
         loop {
             let now = now_ms();
             let mut connection = redis.connection.clone();
-            let granted: redis::RedisResult<i64> = self
-                .script
-                .key(&key)
-                .arg(now)
-                .arg(now + self.hold.as_millis() as u64)
-                .arg(self.limit)
-                .arg(&token)
-                .arg(self.hold.as_millis() as u64)
-                .invoke_async(&mut connection)
-                .await;
+            let granted: redis::RedisResult<i64> = mc_runtime::store_metrics::redis(
+                mc_runtime::store_metrics::RedisGroup::DeliveryLimits,
+                self.script
+                    .key(&key)
+                    .arg(now)
+                    .arg(now + self.hold.as_millis() as u64)
+                    .arg(self.limit)
+                    .arg(&token)
+                    .arg(self.hold.as_millis() as u64)
+                    .invoke_async(&mut connection),
+            )
+            .await;
             match granted {
                 Ok(1) => {
                     return Ok(Some(Slot {
@@ -103,11 +105,14 @@ impl Limits {
 impl Slot {
     pub async fn release(self) {
         let mut connection = self.redis.connection.clone();
-        let result: redis::RedisResult<i64> = redis::cmd("ZREM")
-            .arg(&self.key)
-            .arg(&self.token)
-            .query_async(&mut connection)
-            .await;
+        let result: redis::RedisResult<i64> = mc_runtime::store_metrics::redis(
+            mc_runtime::store_metrics::RedisGroup::DeliveryLimits,
+            redis::cmd("ZREM")
+                .arg(&self.key)
+                .arg(&self.token)
+                .query_async(&mut connection),
+        )
+        .await;
         if let Err(error) = result {
             tracing::debug!(%error, "destination slot not released (it expires)");
         }

@@ -25,15 +25,18 @@ pub async fn record_failure(
     let key = redis.key(&auth_failure_key(ip));
     let mut connection = redis.connection.clone();
     let window = u64::from(settings.autoban_window_minutes.max(1)) * 60;
-    let counted: redis::RedisResult<(i64, i64)> = redis::pipe()
-        .atomic()
-        .incr(&key, 1)
-        .cmd("EXPIRE")
-        .arg(&key)
-        .arg(window)
-        .arg("NX")
-        .query_async(&mut connection)
-        .await;
+    let counted: redis::RedisResult<(i64, i64)> = mc_runtime::store_metrics::redis(
+        mc_runtime::store_metrics::RedisGroup::Autoban,
+        redis::pipe()
+            .atomic()
+            .incr(&key, 1)
+            .cmd("EXPIRE")
+            .arg(&key)
+            .arg(window)
+            .arg("NX")
+            .query_async(&mut connection),
+    )
+    .await;
     let count = match counted {
         Ok((count, _)) => count,
         Err(error) => {
@@ -47,10 +50,11 @@ pub async fn record_failure(
     match bans.auto_ban(ip, user, settings.autoban_minutes).await {
         Ok(ban) => {
             // The next round of failures (after the ban lapses or is lifted) counts from zero.
-            let _: redis::RedisResult<i64> = redis::cmd("DEL")
-                .arg(&key)
-                .query_async(&mut connection)
-                .await;
+            let _: redis::RedisResult<i64> = mc_runtime::store_metrics::redis(
+                mc_runtime::store_metrics::RedisGroup::Autoban,
+                redis::cmd("DEL").arg(&key).query_async(&mut connection),
+            )
+            .await;
             tracing::warn!(%ip, user, failures = count, minutes = settings.autoban_minutes, name = %ban.name, "address banned after failed logins");
             Some(ban)
         }

@@ -160,19 +160,23 @@ pub async fn check(
 ) -> redis::RedisResult<Decision> {
     let key = redis.key(key);
     let mut connection = redis.connection.clone();
-    let stored: Option<String> = redis::cmd("GET")
-        .arg(&key)
-        .query_async(&mut connection)
-        .await?;
+    let stored: Option<String> = mc_runtime::store_metrics::redis(
+        mc_runtime::store_metrics::RedisGroup::Greylist,
+        redis::cmd("GET").arg(&key).query_async(&mut connection),
+    )
+    .await?;
     let (decision, write) = decide(stored.as_deref().and_then(Record::parse), now, timing);
     if let Some((record, ttl)) = write {
-        let _: () = redis::cmd("SET")
-            .arg(&key)
-            .arg(record.encode())
-            .arg("EX")
-            .arg(ttl.max(1))
-            .query_async(&mut connection)
-            .await?;
+        let _: () = mc_runtime::store_metrics::redis(
+            mc_runtime::store_metrics::RedisGroup::Greylist,
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(record.encode())
+                .arg("EX")
+                .arg(ttl.max(1))
+                .query_async(&mut connection),
+        )
+        .await?;
     }
     Ok(decision)
 }

@@ -77,16 +77,19 @@ impl Directory {
         &self,
         login: &EmailAddress,
     ) -> Result<Option<(i64, String, String, bool)>, DirectoryError> {
-        let Some(domain) = self.hosted_domain(login.domain().as_str()).await? else {
-            return Ok(None);
-        };
-        let canonical = format!("{}@{}", login.local_part().to_lowercase(), domain.name);
-        let row: Option<(i64, String, String, bool)> = sqlx::query_as(
-            "SELECT id, address, password_hash, active FROM accounts WHERE address = $1",
-        )
-        .bind(&canonical)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(id, address, hash, active)| (id, address, hash, active && domain.active)))
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::Authenticate, async move {
+            let Some(domain) = self.hosted_domain(login.domain().as_str()).await? else {
+                return Ok(None);
+            };
+            let canonical = format!("{}@{}", login.local_part().to_lowercase(), domain.name);
+            let row: Option<(i64, String, String, bool)> = sqlx::query_as(
+                "SELECT id, address, password_hash, active FROM accounts WHERE address = $1",
+            )
+            .bind(&canonical)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(|(id, address, hash, active)| (id, address, hash, active && domain.active)))
+        })
+        .await
     }
 }

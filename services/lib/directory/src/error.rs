@@ -25,6 +25,15 @@ pub enum DirectoryError {
     Hashing(String),
 }
 
+impl mc_runtime::store_metrics::StoreOutcome for DirectoryError {
+    fn store_outcome(&self) -> mc_runtime::store_metrics::Outcome {
+        match self {
+            Self::Database(error) => error.store_outcome(),
+            _ => mc_runtime::store_metrics::Outcome::Ok,
+        }
+    }
+}
+
 impl DirectoryError {
     pub(crate) fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
         Self::NotFound {

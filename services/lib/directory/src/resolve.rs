@@ -266,30 +266,33 @@ impl Directory {
     }
 
     async fn object(&self, canonical: &str) -> Result<Option<Object>, DirectoryError> {
-        let row: Option<(String, bool, Option<String>, i64, bool)> = sqlx::query_as(
-            "SELECT 'account', active, CASE WHEN forward_enabled THEN forward_address END, id,
-                    forward_keep_copy
-               FROM accounts WHERE address = $1
-             UNION ALL
-             SELECT 'alias', active, target, id, true FROM aliases WHERE address = $1
-             UNION ALL
-             SELECT 'list', active, NULL::text, id, true FROM distribution_lists WHERE address = $1
-             LIMIT 1",
-        )
-        .bind(canonical)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(
-            |(kind, active, target, id, keep_copy)| match (kind.as_str(), target) {
-                ("alias", Some(target)) => Object::Alias { active, target },
-                ("list", _) => Object::List { active, id },
-                (_, forward) => Object::Account {
-                    active,
-                    forward,
-                    keep_copy,
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::DirectoryLookup, async move {
+            let row: Option<(String, bool, Option<String>, i64, bool)> = sqlx::query_as(
+                "SELECT 'account', active, CASE WHEN forward_enabled THEN forward_address END, id,
+                        forward_keep_copy
+                   FROM accounts WHERE address = $1
+                 UNION ALL
+                 SELECT 'alias', active, target, id, true FROM aliases WHERE address = $1
+                 UNION ALL
+                 SELECT 'list', active, NULL::text, id, true FROM distribution_lists WHERE address = $1
+                 LIMIT 1",
+            )
+            .bind(canonical)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(
+                |(kind, active, target, id, keep_copy)| match (kind.as_str(), target) {
+                    ("alias", Some(target)) => Object::Alias { active, target },
+                    ("list", _) => Object::List { active, id },
+                    (_, forward) => Object::Account {
+                        active,
+                        forward,
+                        keep_copy,
+                    },
                 },
-            },
-        ))
+            ))
+        })
+        .await
     }
 }
 

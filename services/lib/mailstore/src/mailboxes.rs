@@ -51,6 +51,15 @@ pub enum MailboxError {
     Database(#[from] sqlx::Error),
 }
 
+impl mc_runtime::store_metrics::StoreOutcome for MailboxError {
+    fn store_outcome(&self) -> mc_runtime::store_metrics::Outcome {
+        match self {
+            Self::Database(error) => error.store_outcome(),
+            _ => mc_runtime::store_metrics::Outcome::Ok,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, name, uid_validity, uid_next, highest_modseq, special_use, subscribed";
 
 /// The Redis key (before the cluster prefix) of the lock a POP3 session holds on an account's

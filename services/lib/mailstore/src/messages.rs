@@ -74,78 +74,94 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
+impl mc_runtime::store_metrics::StoreOutcome for StoreError {
+    fn store_outcome(&self) -> mc_runtime::store_metrics::Outcome {
+        match self {
+            Self::OverQuota => mc_runtime::store_metrics::Outcome::Ok,
+            Self::Mailbox(error) => error.store_outcome(),
+            Self::Database(error) => error.store_outcome(),
+        }
+    }
+}
+
 type Transaction<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
 impl Mailstore {
     /// The state a SELECT starts from, read in one consistent snapshot.
     pub async fn snapshot(&self, mailbox_id: i64) -> Result<Snapshot, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *transaction)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MailboxSync, async move {
+            let mut transaction = self.pool.begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *transaction)
+                .await?;
+            let row: Option<(i64, i64, i64)> = sqlx::query_as(
+                "SELECT highest_modseq, uid_next, uid_validity FROM mailboxes WHERE id = $1",
+            )
+            .bind(mailbox_id)
+            .fetch_optional(&mut *transaction)
             .await?;
-        let row: Option<(i64, i64, i64)> = sqlx::query_as(
-            "SELECT highest_modseq, uid_next, uid_validity FROM mailboxes WHERE id = $1",
-        )
-        .bind(mailbox_id)
-        .fetch_optional(&mut *transaction)
-        .await?;
-        let (highest_modseq, uid_next, uid_validity) = row.ok_or(MailboxError::NotFound)?;
-        let messages = sqlx::query_as(
-            "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
-        )
-        .bind(mailbox_id)
-        .fetch_all(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(Snapshot {
-            highest_modseq,
-            uid_next,
-            uid_validity,
-            messages,
+            let (highest_modseq, uid_next, uid_validity) = row.ok_or(MailboxError::NotFound)?;
+            let messages = sqlx::query_as(
+                "SELECT uid, flags, modseq FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .fetch_all(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok(Snapshot {
+                highest_modseq,
+                uid_next,
+                uid_validity,
+                messages,
+            })
         })
+        .await
     }
 
     /// Everything that happened after `since` (a MODSEQ the session saw), consistently.
     /// `Err(NotFound)` when the mailbox is gone (deleted or renamed away).
     pub async fn changes_since(&self, mailbox_id: i64, since: i64) -> Result<Changes, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .execute(&mut *transaction)
-            .await?;
-        let row: Option<(i64,)> =
-            sqlx::query_as("SELECT highest_modseq FROM mailboxes WHERE id = $1")
-                .bind(mailbox_id)
-                .fetch_optional(&mut *transaction)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MailboxSync, async move {
+            let mut transaction = self.pool.begin().await?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *transaction)
                 .await?;
-        let (highest_modseq,) = row.ok_or(MailboxError::NotFound)?;
-        if highest_modseq <= since {
+            let row: Option<(i64,)> =
+                sqlx::query_as("SELECT highest_modseq FROM mailboxes WHERE id = $1")
+                    .bind(mailbox_id)
+                    .fetch_optional(&mut *transaction)
+                    .await?;
+            let (highest_modseq,) = row.ok_or(MailboxError::NotFound)?;
+            if highest_modseq <= since {
+                transaction.commit().await?;
+                return Ok(Changes {
+                    highest_modseq,
+                    ..Changes::default()
+                });
+            }
+            let changed = sqlx::query_as(
+                "SELECT uid, flags, modseq FROM mailbox_messages
+                  WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .bind(since)
+            .fetch_all(&mut *transaction)
+            .await?;
+            let expunged: Vec<(i64,)> = sqlx::query_as(
+                "SELECT uid FROM mailbox_expunges WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .bind(since)
+            .fetch_all(&mut *transaction)
+            .await?;
             transaction.commit().await?;
-            return Ok(Changes {
+            Ok(Changes {
                 highest_modseq,
-                ..Changes::default()
-            });
-        }
-        let changed = sqlx::query_as(
-            "SELECT uid, flags, modseq FROM mailbox_messages
-              WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-        )
-        .bind(mailbox_id)
-        .bind(since)
-        .fetch_all(&mut *transaction)
-        .await?;
-        let expunged: Vec<(i64,)> = sqlx::query_as(
-            "SELECT uid FROM mailbox_expunges WHERE mailbox_id = $1 AND modseq > $2 ORDER BY uid",
-        )
-        .bind(mailbox_id)
-        .bind(since)
-        .fetch_all(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(Changes {
-            highest_modseq,
-            changed,
-            expunged: expunged.into_iter().map(|(uid,)| uid).collect(),
+                changed,
+                expunged: expunged.into_iter().map(|(uid,)| uid).collect(),
+            })
         })
+        .await
     }
 
     /// The FETCH rows of these UIDs (those still present), by UID.
@@ -154,16 +170,19 @@ impl Mailstore {
         mailbox_id: i64,
         uids: &[i64],
     ) -> Result<Vec<FetchRow>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT mm.uid, mm.flags, mm.modseq, mm.internal_date, mm.size_bytes, mm.message_id,
-                    m.blob_key, m.blob_offset, m.metadata
-               FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
-              WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid",
-        )
-        .bind(mailbox_id)
-        .bind(uids)
-        .fetch_all(&self.pool)
-        .await?)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageFetch, async move {
+            Ok(sqlx::query_as(
+                "SELECT mm.uid, mm.flags, mm.modseq, mm.internal_date, mm.size_bytes, mm.message_id,
+                        m.blob_key, m.blob_offset, m.metadata
+                   FROM mailbox_messages mm JOIN messages m ON m.id = mm.message_id
+                  WHERE mm.mailbox_id = $1 AND mm.uid = ANY($2) ORDER BY mm.uid",
+            )
+            .bind(mailbox_id)
+            .bind(uids)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+        .await
     }
 
     /// Keeps the metadata parsed from a body that had none (stored once, for every copy).
@@ -191,58 +210,61 @@ impl Mailstore {
         flags: &[String],
         unchanged_since: Option<i64>,
     ) -> Result<(Vec<MessageState>, Vec<i64>), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let modseq = bump_modseq(&mut transaction, mailbox_id).await?;
-        let new_flags = match change {
-            FlagChange::Add => {
-                "ARRAY(SELECT DISTINCT f FROM unnest(flags || $3::text[]) f ORDER BY f)"
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageUpdate, async move {
+            let mut transaction = self.pool.begin().await?;
+            let modseq = bump_modseq(&mut transaction, mailbox_id).await?;
+            let new_flags = match change {
+                FlagChange::Add => {
+                    "ARRAY(SELECT DISTINCT f FROM unnest(flags || $3::text[]) f ORDER BY f)"
+                }
+                FlagChange::Remove => {
+                    "ARRAY(SELECT f FROM unnest(flags) f WHERE f <> ALL($3::text[]) ORDER BY f)"
+                }
+                FlagChange::Replace => "ARRAY(SELECT DISTINCT f FROM unnest($3::text[]) f ORDER BY f)",
+            };
+            let updated: Vec<MessageState> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "WITH target AS (
+                     SELECT id, {new_flags} AS new_flags FROM mailbox_messages
+                      WHERE mailbox_id = $1 AND uid = ANY($2) AND ($5::bigint IS NULL OR modseq <= $5)
+                      FOR UPDATE
+                 )
+                 UPDATE mailbox_messages mm SET flags = t.new_flags, modseq = $4
+                   FROM target t
+                  WHERE mm.id = t.id AND NOT (mm.flags @> t.new_flags AND t.new_flags @> mm.flags)
+                 RETURNING mm.uid, mm.flags, mm.modseq"
+            )))
+            .bind(mailbox_id)
+            .bind(uids)
+            .bind(flags)
+            .bind(modseq)
+            .bind(unchanged_since)
+            .fetch_all(&mut *transaction)
+            .await?;
+            let refused: Vec<(i64,)> = match unchanged_since {
+                Some(since) => {
+                    sqlx::query_as(
+                        "SELECT uid FROM mailbox_messages
+                          WHERE mailbox_id = $1 AND uid = ANY($2) AND modseq > $3 AND modseq <> $4
+                          ORDER BY uid",
+                    )
+                    .bind(mailbox_id)
+                    .bind(uids)
+                    .bind(since)
+                    .bind(modseq)
+                    .fetch_all(&mut *transaction)
+                    .await?
+                }
+                None => Vec::new(),
+            };
+            if updated.is_empty() {
+                // Nothing changed: the MODSEQ bump is rolled back with the transaction.
+                transaction.rollback().await?;
+            } else {
+                transaction.commit().await?;
             }
-            FlagChange::Remove => {
-                "ARRAY(SELECT f FROM unnest(flags) f WHERE f <> ALL($3::text[]) ORDER BY f)"
-            }
-            FlagChange::Replace => "ARRAY(SELECT DISTINCT f FROM unnest($3::text[]) f ORDER BY f)",
-        };
-        let updated: Vec<MessageState> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "WITH target AS (
-                 SELECT id, {new_flags} AS new_flags FROM mailbox_messages
-                  WHERE mailbox_id = $1 AND uid = ANY($2) AND ($5::bigint IS NULL OR modseq <= $5)
-                  FOR UPDATE
-             )
-             UPDATE mailbox_messages mm SET flags = t.new_flags, modseq = $4
-               FROM target t
-              WHERE mm.id = t.id AND NOT (mm.flags @> t.new_flags AND t.new_flags @> mm.flags)
-             RETURNING mm.uid, mm.flags, mm.modseq"
-        )))
-        .bind(mailbox_id)
-        .bind(uids)
-        .bind(flags)
-        .bind(modseq)
-        .bind(unchanged_since)
-        .fetch_all(&mut *transaction)
-        .await?;
-        let refused: Vec<(i64,)> = match unchanged_since {
-            Some(since) => {
-                sqlx::query_as(
-                    "SELECT uid FROM mailbox_messages
-                      WHERE mailbox_id = $1 AND uid = ANY($2) AND modseq > $3 AND modseq <> $4
-                      ORDER BY uid",
-                )
-                .bind(mailbox_id)
-                .bind(uids)
-                .bind(since)
-                .bind(modseq)
-                .fetch_all(&mut *transaction)
-                .await?
-            }
-            None => Vec::new(),
-        };
-        if updated.is_empty() {
-            // Nothing changed: the MODSEQ bump is rolled back with the transaction.
-            transaction.rollback().await?;
-        } else {
-            transaction.commit().await?;
-        }
-        Ok((updated, refused.into_iter().map(|(uid,)| uid).collect()))
+            Ok((updated, refused.into_iter().map(|(uid,)| uid).collect()))
+        })
+        .await
     }
 
     /// EXPUNGE (or UID EXPUNGE with `uids`): removes the messages flagged `\Deleted`, gives
@@ -253,23 +275,26 @@ impl Mailstore {
         mailbox_id: i64,
         uids: Option<&[i64]>,
     ) -> Result<Vec<i64>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let modseq = bump_modseq(&mut transaction, mailbox_id).await?;
-        let gone = expunge_in(
-            &mut transaction,
-            account_id,
-            mailbox_id,
-            modseq,
-            uids,
-            Cleanup::Deleted,
-        )
-        .await?;
-        if gone.is_empty() {
-            transaction.rollback().await?;
-        } else {
-            transaction.commit().await?;
-        }
-        Ok(gone)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageUpdate, async move {
+            let mut transaction = self.pool.begin().await?;
+            let modseq = bump_modseq(&mut transaction, mailbox_id).await?;
+            let gone = expunge_in(
+                &mut transaction,
+                account_id,
+                mailbox_id,
+                modseq,
+                uids,
+                Cleanup::Deleted,
+            )
+            .await?;
+            if gone.is_empty() {
+                transaction.rollback().await?;
+            } else {
+                transaction.commit().await?;
+            }
+            Ok(gone)
+        })
+        .await
     }
 
     /// Removes these messages whatever their flags (POP3 DELE applied at QUIT), giving their
@@ -280,29 +305,35 @@ impl Mailstore {
         mailbox_id: i64,
         uids: &[i64],
     ) -> Result<Vec<i64>, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        let modseq = bump_modseq(&mut transaction, mailbox_id).await?;
-        let gone = expunge_in(
-            &mut transaction,
-            account_id,
-            mailbox_id,
-            modseq,
-            Some(uids),
-            Cleanup::AnyFlags,
-        )
-        .await?;
-        transaction.commit().await?;
-        Ok(gone)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageUpdate, async move {
+            let mut transaction = self.pool.begin().await?;
+            let modseq = bump_modseq(&mut transaction, mailbox_id).await?;
+            let gone = expunge_in(
+                &mut transaction,
+                account_id,
+                mailbox_id,
+                modseq,
+                Some(uids),
+                Cleanup::AnyFlags,
+            )
+            .await?;
+            transaction.commit().await?;
+            Ok(gone)
+        })
+        .await
     }
 
     /// `(uid, size)` of every message of a mailbox, ascending (a POP3 maildrop listing).
     pub async fn listing(&self, mailbox_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        Ok(sqlx::query_as(
-            "SELECT uid, size_bytes FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
-        )
-        .bind(mailbox_id)
-        .fetch_all(&self.pool)
-        .await?)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageFetch, async move {
+            Ok(sqlx::query_as(
+                "SELECT uid, size_bytes FROM mailbox_messages WHERE mailbox_id = $1 ORDER BY uid",
+            )
+            .bind(mailbox_id)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+        .await
     }
 
     /// COPY, or MOVE when `move_`: new rows in `target` for these UIDs, in UID order, with new
@@ -316,73 +347,76 @@ impl Mailstore {
         target: i64,
         move_: bool,
     ) -> Result<Copied, StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        // Lock in id order so that two copies in opposite directions cannot deadlock.
-        sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-            .bind([source, target])
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageAppend, async move {
+            let mut transaction = self.pool.begin().await?;
+            // Lock in id order so that two copies in opposite directions cannot deadlock.
+            sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                .bind([source, target])
+                .execute(&mut *transaction)
+                .await?;
+            let rows: Vec<(i64, i64)> = sqlx::query_as(
+                "SELECT uid, size_bytes FROM mailbox_messages
+                  WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
+            )
+            .bind(source)
+            .bind(uids)
+            .fetch_all(&mut *transaction)
+            .await?;
+            if rows.is_empty() {
+                transaction.rollback().await?;
+                return Ok(Copied::default());
+            }
+            let total: i64 = rows.iter().map(|(_, size)| size).sum();
+            if !move_ {
+                charge(&mut transaction, account_id, total).await?;
+            }
+            let count = rows.len() as i64;
+            let (first_uid, modseq, uid_validity): (i64, i64, i64) = sqlx::query_as(
+                "UPDATE mailboxes SET uid_next = uid_next + $2, highest_modseq = highest_modseq + 1
+                  WHERE id = $1 RETURNING uid_next - $2, highest_modseq, uid_validity",
+            )
+            .bind(target)
+            .bind(count)
+            .fetch_one(&mut *transaction)
+            .await?;
+            let sources: Vec<i64> = rows.iter().map(|(uid, _)| *uid).collect();
+            sqlx::query(
+                "INSERT INTO mailbox_messages
+                     (mailbox_id, uid, message_id, flags, modseq, internal_date, size_bytes)
+                 SELECT $1, $3 + ordinality - 1, mm.message_id, mm.flags, $4, mm.internal_date, mm.size_bytes
+                   FROM unnest($5::bigint[]) WITH ORDINALITY AS s(uid, ordinality)
+                   JOIN mailbox_messages mm ON mm.mailbox_id = $2 AND mm.uid = s.uid",
+            )
+            .bind(target)
+            .bind(source)
+            .bind(first_uid)
+            .bind(modseq)
+            .bind(&sources)
             .execute(&mut *transaction)
             .await?;
-        let rows: Vec<(i64, i64)> = sqlx::query_as(
-            "SELECT uid, size_bytes FROM mailbox_messages
-              WHERE mailbox_id = $1 AND uid = ANY($2) ORDER BY uid",
-        )
-        .bind(source)
-        .bind(uids)
-        .fetch_all(&mut *transaction)
-        .await?;
-        if rows.is_empty() {
-            transaction.rollback().await?;
-            return Ok(Copied::default());
-        }
-        let total: i64 = rows.iter().map(|(_, size)| size).sum();
-        if !move_ {
-            charge(&mut transaction, account_id, total).await?;
-        }
-        let count = rows.len() as i64;
-        let (first_uid, modseq, uid_validity): (i64, i64, i64) = sqlx::query_as(
-            "UPDATE mailboxes SET uid_next = uid_next + $2, highest_modseq = highest_modseq + 1
-              WHERE id = $1 RETURNING uid_next - $2, highest_modseq, uid_validity",
-        )
-        .bind(target)
-        .bind(count)
-        .fetch_one(&mut *transaction)
-        .await?;
-        let sources: Vec<i64> = rows.iter().map(|(uid, _)| *uid).collect();
-        sqlx::query(
-            "INSERT INTO mailbox_messages
-                 (mailbox_id, uid, message_id, flags, modseq, internal_date, size_bytes)
-             SELECT $1, $3 + ordinality - 1, mm.message_id, mm.flags, $4, mm.internal_date, mm.size_bytes
-               FROM unnest($5::bigint[]) WITH ORDINALITY AS s(uid, ordinality)
-               JOIN mailbox_messages mm ON mm.mailbox_id = $2 AND mm.uid = s.uid",
-        )
-        .bind(target)
-        .bind(source)
-        .bind(first_uid)
-        .bind(modseq)
-        .bind(&sources)
-        .execute(&mut *transaction)
-        .await?;
-        if move_ {
-            let modseq = bump_modseq(&mut transaction, source).await?;
-            expunge_in(
-                &mut transaction,
-                account_id,
-                source,
-                modseq,
-                Some(&sources),
-                Cleanup::Moved,
-            )
-            .await?;
-        }
-        transaction.commit().await?;
-        Ok(Copied {
-            uid_validity,
-            uids: sources
-                .iter()
-                .zip(first_uid..)
-                .map(|(source, new)| (*source, new))
-                .collect(),
+            if move_ {
+                let modseq = bump_modseq(&mut transaction, source).await?;
+                expunge_in(
+                    &mut transaction,
+                    account_id,
+                    source,
+                    modseq,
+                    Some(&sources),
+                    Cleanup::Moved,
+                )
+                .await?;
+            }
+            transaction.commit().await?;
+            Ok(Copied {
+                uid_validity,
+                uids: sources
+                    .iter()
+                    .zip(first_uid..)
+                    .map(|(source, new)| (*source, new))
+                    .collect(),
+            })
         })
+        .await
     }
 
     /// Inserts or refreshes the `blobs` row of a body about to be uploaded, so the collector
@@ -404,39 +438,42 @@ impl Mailstore {
         flags: &[String],
         internal_date: OffsetDateTime,
     ) -> Result<(i64, i64), StoreError> {
-        let mut transaction = self.pool.begin().await?;
-        sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MessageAppend, async move {
+            let mut transaction = self.pool.begin().await?;
+            sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
+                .bind(mailbox_id)
+                .fetch_optional(&mut *transaction)
+                .await?
+                .ok_or(MailboxError::NotFound)?;
+            charge(&mut transaction, account_id, size_bytes).await?;
+            let placed: (i64, i64) = sqlx::query_as(
+                "WITH message AS (
+                     INSERT INTO messages (blob_key, size_bytes, metadata) VALUES ($2, $3, $4)
+                     RETURNING id
+                 ), next AS (
+                     UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                      WHERE id = $1 RETURNING uid_next - 1 AS uid, highest_modseq, uid_validity
+                 ), placed AS (
+                     INSERT INTO mailbox_messages
+                         (mailbox_id, uid, message_id, flags, modseq, internal_date, size_bytes)
+                     SELECT $1, next.uid, message.id, $5, next.highest_modseq, $6, $3
+                       FROM next, message
+                     RETURNING uid
+                 )
+                 SELECT next.uid_validity, placed.uid FROM next, placed",
+            )
             .bind(mailbox_id)
-            .fetch_optional(&mut *transaction)
-            .await?
-            .ok_or(MailboxError::NotFound)?;
-        charge(&mut transaction, account_id, size_bytes).await?;
-        let placed: (i64, i64) = sqlx::query_as(
-            "WITH message AS (
-                 INSERT INTO messages (blob_key, size_bytes, metadata) VALUES ($2, $3, $4)
-                 RETURNING id
-             ), next AS (
-                 UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-                  WHERE id = $1 RETURNING uid_next - 1 AS uid, highest_modseq, uid_validity
-             ), placed AS (
-                 INSERT INTO mailbox_messages
-                     (mailbox_id, uid, message_id, flags, modseq, internal_date, size_bytes)
-                 SELECT $1, next.uid, message.id, $5, next.highest_modseq, $6, $3
-                   FROM next, message
-                 RETURNING uid
-             )
-             SELECT next.uid_validity, placed.uid FROM next, placed",
-        )
-        .bind(mailbox_id)
-        .bind(blob_key)
-        .bind(size_bytes)
-        .bind(metadata)
-        .bind(flags)
-        .bind(internal_date)
-        .fetch_one(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        Ok(placed)
+            .bind(blob_key)
+            .bind(size_bytes)
+            .bind(metadata)
+            .bind(flags)
+            .bind(internal_date)
+            .fetch_one(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+            Ok(placed)
+        })
+        .await
     }
 }
 

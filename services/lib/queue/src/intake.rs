@@ -30,8 +30,10 @@
 use crate::{BodyLocation, Envelope, NewEntry, Queue, QueueError};
 use bytes::{Bytes, BytesMut};
 use mc_mailstore::blob::{BlobError, BlobKey, BlobStore};
+use mc_runtime::store_metrics::{DbOp, Outcome, StoreOutcome, observe_db};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
+use std::time::Instant;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
@@ -200,22 +202,45 @@ impl Flusher {
         let (entries, waiters, upload) = place_bodies(batch);
         let Some((key, bytes)) = upload else {
             // Every body was stored by its session already: only the commit is shared.
-            return match self.queue.enqueue_batch(&entries).await {
+            let committed = mc_runtime::store_metrics::db(
+                mc_runtime::store_metrics::DbOp::QueueIntake,
+                self.queue.enqueue_batch(&entries),
+            );
+            return match committed.await {
                 Ok(()) => self.committed(&entries, waiters),
                 Err(error) => self.refused(error, entries, waiters).await,
             };
         };
         // The statement runs in a transaction while the pack uploads; it commits only once the
         // upload succeeded, so no committed row ever points at a missing body.
-        let (queued, stored) = tokio::join!(
-            self.queue.enqueue_batch_uncommitted(&entries),
-            self.blobs.put(&key, bytes)
-        );
+        // Measured as one operation: the statement (not the upload it overlaps) and the commit.
+        let statement = async {
+            let started = Instant::now();
+            let queued = self.queue.enqueue_batch_uncommitted(&entries).await;
+            (queued, started.elapsed())
+        };
+        let ((queued, statement_time), stored) =
+            tokio::join!(statement, self.blobs.put(&key, bytes));
+        if let Err(error) = &queued {
+            observe_db(DbOp::QueueIntake, error.store_outcome(), statement_time);
+        }
         match (queued, stored) {
-            (Ok(transaction), Ok(())) => match transaction.commit().await {
-                Ok(()) => self.committed(&entries, waiters),
-                Err(error) => fail(waiters, &IntakeError::from(&QueueError::from(error))),
-            },
+            (Ok(transaction), Ok(())) => {
+                let started = Instant::now();
+                let committed = transaction.commit().await;
+                let outcome = committed
+                    .as_ref()
+                    .map_or_else(|e| e.store_outcome(), |()| Outcome::Ok);
+                observe_db(
+                    DbOp::QueueIntake,
+                    outcome,
+                    statement_time + started.elapsed(),
+                );
+                match committed {
+                    Ok(()) => self.committed(&entries, waiters),
+                    Err(error) => fail(waiters, &IntakeError::from(&QueueError::from(error))),
+                }
+            }
             (queued, Err(error)) => {
                 if let Ok(transaction) = queued {
                     let _ = transaction.rollback().await;

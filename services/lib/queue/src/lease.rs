@@ -82,6 +82,15 @@ pub enum LeaseError {
     Queue(#[from] QueueError),
 }
 
+impl mc_runtime::store_metrics::StoreOutcome for LeaseError {
+    fn store_outcome(&self) -> mc_runtime::store_metrics::Outcome {
+        match self {
+            Self::Fenced(_) => mc_runtime::store_metrics::Outcome::Ok,
+            Self::Queue(error) => error.store_outcome(),
+        }
+    }
+}
+
 impl Fenced {
     /// The lease that turned out not to hold.
     pub fn of(lease: Lease) -> Self {
@@ -167,39 +176,42 @@ impl Queue {
         limit: usize,
         lease_time: Duration,
     ) -> Result<Vec<Claimed>, QueueError> {
-        let limit = size(limit as u64)?;
-        Ok(sqlx::query_as(
-            "WITH due AS (
-                 SELECT id FROM queue_recipients
-                  WHERE state = 'queued' AND next_attempt_at <= now()
-                  ORDER BY next_attempt_at
-                  LIMIT $1
-                  FOR UPDATE SKIP LOCKED
-             ), claimed AS (
-                 UPDATE queue_recipients r
-                    SET epoch = r.epoch + 1,
-                        attempts = r.attempts + 1,
-                        next_attempt_at = now() + make_interval(secs => $2),
-                        leased_until = now() + make_interval(secs => $2),
-                        last_attempt_at = now(),
-                        updated_at = now()
-                   FROM due WHERE r.id = due.id
-                 RETURNING r.id, r.epoch, r.queue_id, r.address, r.attempts, r.dsn_notify, r.dsn_orcpt
-             )
-             SELECT c.id AS recipient_id, c.epoch, c.queue_id, c.address, c.attempts, c.dsn_notify,
-                    c.dsn_orcpt, e.sender, e.dsn_ret, e.dsn_envid, m.id AS message_id, m.blob_key,
-                    m.blob_offset, b.size_bytes AS blob_size, m.size_bytes, e.received_at,
-                    e.expires_at <= now() AS expired, e.junk
-               FROM claimed c
-               JOIN queue_entries e ON e.id = c.queue_id
-               JOIN messages m ON m.id = e.message_id
-               JOIN blobs b ON b.blob_key = m.blob_key
-              ORDER BY c.id",
-        )
-        .bind(limit)
-        .bind(seconds(lease_time))
-        .fetch_all(&self.pool)
-        .await?)
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueClaim, async move {
+            let limit = size(limit as u64)?;
+            Ok(sqlx::query_as(
+                "WITH due AS (
+                     SELECT id FROM queue_recipients
+                      WHERE state = 'queued' AND next_attempt_at <= now()
+                      ORDER BY next_attempt_at
+                      LIMIT $1
+                      FOR UPDATE SKIP LOCKED
+                 ), claimed AS (
+                     UPDATE queue_recipients r
+                        SET epoch = r.epoch + 1,
+                            attempts = r.attempts + 1,
+                            next_attempt_at = now() + make_interval(secs => $2),
+                            leased_until = now() + make_interval(secs => $2),
+                            last_attempt_at = now(),
+                            updated_at = now()
+                       FROM due WHERE r.id = due.id
+                     RETURNING r.id, r.epoch, r.queue_id, r.address, r.attempts, r.dsn_notify, r.dsn_orcpt
+                 )
+                 SELECT c.id AS recipient_id, c.epoch, c.queue_id, c.address, c.attempts, c.dsn_notify,
+                        c.dsn_orcpt, e.sender, e.dsn_ret, e.dsn_envid, m.id AS message_id, m.blob_key,
+                        m.blob_offset, b.size_bytes AS blob_size, m.size_bytes, e.received_at,
+                        e.expires_at <= now() AS expired, e.junk
+                   FROM claimed c
+                   JOIN queue_entries e ON e.id = c.queue_id
+                   JOIN messages m ON m.id = e.message_id
+                   JOIN blobs b ON b.blob_key = m.blob_key
+                  ORDER BY c.id",
+            )
+            .bind(limit)
+            .bind(seconds(lease_time))
+            .fetch_all(&self.pool)
+            .await?)
+        })
+        .await
     }
 
     /// Extends a lease that is still held (long deliveries renew before it runs out).
@@ -220,7 +232,10 @@ impl Queue {
 
     /// The recipient was delivered.
     pub async fn delivered(&self, lease: Lease) -> Result<(), LeaseError> {
-        mark_delivered(&self.pool, lease).await
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueFinish, async move {
+            mark_delivered(&self.pool, lease).await
+        })
+        .await
     }
 
     /// The recipient was delivered, and these new entries (its forwards to remote addresses)
@@ -231,17 +246,20 @@ impl Queue {
         lease: Lease,
         entries: &[NewEntry],
     ) -> Result<(), LeaseError> {
-        if entries.is_empty() {
-            return self.delivered(lease).await;
-        }
-        let mut transaction = self.pool.begin().await?;
-        let written = match mark_delivered(&mut *transaction, lease).await {
-            Ok(()) => crate::batch::enqueue(&mut *transaction, entries)
-                .await
-                .map_err(LeaseError::from),
-            Err(error) => Err(error),
-        };
-        finish(transaction, written).await
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueFinish, async move {
+            if entries.is_empty() {
+                return self.delivered(lease).await;
+            }
+            let mut transaction = self.pool.begin().await?;
+            let written = match mark_delivered(&mut *transaction, lease).await {
+                Ok(()) => crate::batch::enqueue(&mut *transaction, entries)
+                    .await
+                    .map_err(LeaseError::from),
+                Err(error) => Err(error),
+            };
+            finish(transaction, written).await
+        })
+        .await
     }
 
     /// A temporary failure: try again after `retry_in`.
@@ -251,20 +269,23 @@ impl Queue {
         error: &str,
         retry_in: Duration,
     ) -> Result<(), LeaseError> {
-        let done = sqlx::query(
-            "UPDATE queue_recipients
-                SET next_attempt_at = now() + make_interval(secs => $4), last_error = $3,
-                    leased_until = NULL,
-                    updated_at = now()
-              WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'",
-        )
-        .bind(lease.recipient_id)
-        .bind(lease.epoch)
-        .bind(error)
-        .bind(seconds(retry_in))
-        .execute(&self.pool)
-        .await?;
-        fenced(lease, done.rows_affected())
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueFinish, async move {
+            let done = sqlx::query(
+                "UPDATE queue_recipients
+                    SET next_attempt_at = now() + make_interval(secs => $4), last_error = $3,
+                        leased_until = NULL,
+                        updated_at = now()
+                  WHERE id = $1 AND epoch = $2 AND (state || '') = 'queued'",
+            )
+            .bind(lease.recipient_id)
+            .bind(lease.epoch)
+            .bind(error)
+            .bind(seconds(retry_in))
+            .execute(&self.pool)
+            .await?;
+            fenced(lease, done.rows_affected())
+        })
+        .await
     }
 
     /// A transaction in which the lease is known to hold until it ends: the recipient row is
@@ -357,7 +378,10 @@ impl Queue {
 
     /// A permanent failure without a bounce (see [`Queue::failed_with_bounce`] for one).
     pub async fn failed(&self, lease: Lease, error: &str) -> Result<(), LeaseError> {
-        mark_failed(&self.pool, lease, error).await
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueFinish, async move {
+            mark_failed(&self.pool, lease, error).await
+        })
+        .await
     }
 
     /// A permanent failure and its bounce, in one transaction: the notification (whose body the
@@ -369,13 +393,16 @@ impl Queue {
         error: &str,
         bounce: &NewEntry,
     ) -> Result<(), LeaseError> {
-        let mut transaction = self.pool.begin().await?;
-        let written = match mark_failed(&mut *transaction, lease, error).await {
-            Ok(()) => crate::batch::enqueue(&mut *transaction, std::slice::from_ref(bounce))
-                .await
-                .map_err(LeaseError::from),
-            Err(error) => Err(error),
-        };
-        finish(transaction, written).await
+        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueFinish, async move {
+            let mut transaction = self.pool.begin().await?;
+            let written = match mark_failed(&mut *transaction, lease, error).await {
+                Ok(()) => crate::batch::enqueue(&mut *transaction, std::slice::from_ref(bounce))
+                    .await
+                    .map_err(LeaseError::from),
+                Err(error) => Err(error),
+            };
+            finish(transaction, written).await
+        })
+        .await
     }
 }

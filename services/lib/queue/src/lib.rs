@@ -40,6 +40,15 @@ pub enum QueueError {
     Database(#[from] sqlx::Error),
 }
 
+impl mc_runtime::store_metrics::StoreOutcome for QueueError {
+    fn store_outcome(&self) -> mc_runtime::store_metrics::Outcome {
+        match self {
+            Self::Invalid(_) => mc_runtime::store_metrics::Outcome::Ok,
+            Self::Database(error) => error.store_outcome(),
+        }
+    }
+}
+
 impl QueueError {
     /// True when the entry itself broke a rule of the schema (a duplicate recipient, a value out
     /// of range): retrying it cannot help, but the other entries of its batch are not at fault.

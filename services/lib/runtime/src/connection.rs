@@ -17,6 +17,53 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 pub type BoxStream = Box<dyn Stream>;
 
+/// How a server-side TLS handshake ended (the `result` label of the services'
+/// `…_tls_handshakes_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    Tls13,
+    Tls12,
+    /// The client sent something that is no acceptable ClientHello, or closed.
+    Failed,
+    /// Nothing complete within the handshake deadline.
+    TimedOut,
+}
+
+impl Handshake {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Handshake::Tls13 => "tls1.3",
+            Handshake::Tls12 => "tls1.2",
+            Handshake::Failed => "failed",
+            Handshake::TimedOut => "timeout",
+        }
+    }
+
+    pub fn is_established(self) -> bool {
+        matches!(self, Handshake::Tls13 | Handshake::Tls12)
+    }
+}
+
+/// The server side of a TLS handshake on `stream`, within `limit`.
+pub async fn accept_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: S,
+    limit: Duration,
+) -> (Option<tokio_rustls::server::TlsStream<S>>, Handshake) {
+    match tokio::time::timeout(limit, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let handshake = match stream.get_ref().1.protocol_version() {
+                Some(rustls::ProtocolVersion::TLSv1_2) => Handshake::Tls12,
+                // The server configuration allows TLS 1.2 and 1.3 only.
+                _ => Handshake::Tls13,
+            };
+            (Some(stream), handshake)
+        }
+        Ok(Err(_)) => (None, Handshake::Failed),
+        Err(_) => (None, Handshake::TimedOut),
+    }
+}
+
 /// Most bytes read at once while data streams in (a message, a literal).
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes read at once by a session waiting for its next command, and what its buffers shrink
@@ -134,15 +181,15 @@ impl Connection {
 
     /// Upgrades to TLS after STARTTLS/STLS: sends the queued go-ahead reply, drops whatever
     /// the client pipelined after the command in plaintext (never executed inside the TLS
-    /// session: the CVE-2011-0411 class), and runs the handshake within `limit`. `false`: the
-    /// handshake failed and the connection must be closed.
+    /// session: the CVE-2011-0411 class), and runs the handshake within `limit`. When it is not
+    /// established, the connection must be closed.
     pub async fn start_tls(
         &mut self,
         acceptor: &tokio_rustls::TlsAcceptor,
         limit: Duration,
-    ) -> bool {
+    ) -> Handshake {
         if self.flush().await.is_err() {
-            return false;
+            return Handshake::Failed;
         }
         let dropped = self.discard_buffered();
         if dropped > 0 {
@@ -150,13 +197,11 @@ impl Connection {
         }
         let placeholder: BoxStream = Box::new(tokio::io::duplex(1).0);
         let plain = std::mem::replace(&mut self.stream, placeholder);
-        match tokio::time::timeout(limit, acceptor.accept(plain)).await {
-            Ok(Ok(stream)) => {
-                self.stream = Box::new(stream);
-                true
-            }
-            _ => false,
+        let (stream, handshake) = accept_tls(acceptor, plain, limit).await;
+        if let Some(stream) = stream {
+            self.stream = Box::new(stream);
         }
+        handshake
     }
 
     /// Drops buffered input (after STARTTLS: plaintext sent before the handshake must never be

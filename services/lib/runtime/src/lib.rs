@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod sections;
 pub mod service;
 pub mod shutdown;
+pub mod store_metrics;
 pub mod stores;
 pub mod telemetry;
 pub mod tls;

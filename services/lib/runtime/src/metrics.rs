@@ -30,6 +30,7 @@ pub fn registry(role: &str) -> Registry {
         "Build of the running binary (always 1)",
         build_info,
     );
+    crate::store_metrics::register(registry);
     root
 }
 

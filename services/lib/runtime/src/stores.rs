@@ -145,11 +145,14 @@ impl RedisStore {
     /// `PUBLISH <prefix><name> <message>`; returns the number of subscribers that received it.
     pub async fn publish(&self, name: &str, message: &str) -> redis::RedisResult<i64> {
         let mut connection = self.connection.clone();
-        redis::cmd("PUBLISH")
-            .arg(self.key(name))
-            .arg(message)
-            .query_async(&mut connection)
-            .await
+        crate::store_metrics::redis(
+            crate::store_metrics::RedisGroup::Notify,
+            redis::cmd("PUBLISH")
+                .arg(self.key(name))
+                .arg(message)
+                .query_async(&mut connection),
+        )
+        .await
     }
 
     /// Follows the channel `<prefix><name>` until `shutdown`: `on` hears when the subscription
@@ -195,11 +198,14 @@ impl RedisStore {
         let mut connection = self.connection.clone();
         let channel = self.key(name);
         tokio::spawn(async move {
-            let result: redis::RedisResult<i64> = redis::cmd("PUBLISH")
-                .arg(&channel)
-                .arg(message)
-                .query_async(&mut connection)
-                .await;
+            let result: redis::RedisResult<i64> = crate::store_metrics::redis(
+                crate::store_metrics::RedisGroup::Notify,
+                redis::cmd("PUBLISH")
+                    .arg(&channel)
+                    .arg(message)
+                    .query_async(&mut connection),
+            )
+            .await;
             if let Err(error) = result {
                 tracing::debug!(%error, channel, "hint not published");
             }

@@ -121,8 +121,13 @@ impl BlobConfig {
         }
     }
 
-    /// Opens the configured store (no request is sent; use `check` for reachability).
+    /// Opens the configured store (no request is sent; use `check` for reachability). Its
+    /// requests are recorded in the `mailcluster_blob_*` metrics.
     pub fn open(&self) -> Result<Arc<dyn BlobStore>, BlobError> {
+        Ok(Arc::new(super::metered::Metered(self.open_unmetered()?)))
+    }
+
+    fn open_unmetered(&self) -> Result<Arc<dyn BlobStore>, BlobError> {
         match self.backend {
             BlobBackend::S3 => {
                 let s3 = &self.s3;

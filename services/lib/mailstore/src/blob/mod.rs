@@ -21,6 +21,7 @@ mod config;
 mod error;
 mod fs;
 mod key;
+mod metered;
 mod s3;
 mod s3_error;
 
