@@ -1,7 +1,10 @@
 //! SIGTERM in the middle of traffic, as rolling updates send it (issue 7): the ingress answers
 //! every client 250 (then the message is queued) or a 4xx (then the client keeps it), and a
 //! delivery worker stops claiming, finishes what it holds and exits; another worker delivers the
-//! rest, each message exactly once.
+//! rest, each message exactly once. A delivery that outlasts the grace period is abandoned, not
+//! lost: the worker exits on time and the recipient stays queued for another worker. IMAP clients
+//! get BYE, POP3 clients an error with their deletions not applied; the admin API answers the
+//! requests it started and stores exactly what it reported.
 
 use mc_tests::TestDatabase;
 use mc_tests::delivery::{WorkerProcess, inbox};
@@ -201,4 +204,144 @@ print(json.dumps(out))
         .await
         .expect("count");
     assert_eq!(count, 2, "both appended messages are still there");
+}
+
+/// A remote server that accepts the connection and never says a word holds a delivery far longer
+/// than the grace period (the greeting timeout is minutes). SIGTERM: the worker exits after
+/// `ops.shutdown_grace_secs` (2 s), not after the delivery, and the recipient is still queued
+/// under its lease (neither delivered nor failed), for another worker once the lease expires.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_outlasting_the_grace_period_is_abandoned_not_lost() {
+    use std::io::Read;
+    let db = TestDatabase::migrated().await;
+    seed_directory(&db).await;
+    mc_tests::smtp::loopback_may_relay(&db).await;
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the silent server");
+    let port = silent.local_addr().expect("address").port();
+    mc_tests::delivery::route(
+        &db,
+        "remote.test",
+        "127.0.0.1",
+        port,
+        mc_policy::TlsMode::None,
+        None,
+        None,
+    )
+    .await;
+    let dns = mc_tests::dns::DnsServer::start(mc_tests::dns::Zone::default());
+    let ingress = IngressProcess::start(&db, &[]);
+    let (mut client, _) = RawClient::connect(ingress.mx_port);
+    assert_eq!(client.cmd("EHLO client.test").code, 250);
+    assert_eq!(client.cmd("MAIL FROM:<alice@example.test>").code, 250);
+    assert_eq!(client.cmd("RCPT TO:<someone@remote.test>").code, 250);
+    assert_eq!(client.cmd("DATA").code, 354);
+    assert_eq!(client.cmd("Subject: stuck\r\n\r\nHello.\r\n.").code, 250);
+    let dns_servers = format!("[\"{}\"]", dns.addr());
+    let mut worker = WorkerProcess::start(
+        &db,
+        &ingress.s3_prefix,
+        &[
+            ("MAILCLUSTER_OPS__SHUTDOWN_GRACE_SECS", "2"),
+            ("MAILCLUSTER_DELIVERY__DNS_SERVERS", dns_servers.as_str()),
+            ("MAILCLUSTER_DELIVERY__OWN_NETWORKS", "[]"),
+        ],
+    );
+    // The worker is connected and waits for a greeting that never comes.
+    let (accepted, waiting) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let accepted_connection = silent.accept();
+        let _ = accepted.send(accepted_connection.is_ok());
+        if let Ok((mut connection, _)) = accepted_connection {
+            let mut sink = Vec::new();
+            let _ = connection.read_to_end(&mut sink);
+        }
+    });
+    assert_eq!(
+        waiting.recv_timeout(Duration::from_secs(30)),
+        Ok(true),
+        "the worker never connected:\n{}",
+        worker.log_text()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(worker.child.id());
+    let started = Instant::now();
+    let exit = worker.child.wait().expect("worker exit");
+    let took = started.elapsed();
+    assert!(exit.success(), "{exit:?}\n{}", worker.log_text());
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "exited after {took:?}, with a grace period of 2 s"
+    );
+    assert!(
+        worker.log_text().contains("shutdown grace period over"),
+        "{}",
+        worker.log_text()
+    );
+    let (state, leased): (String, bool) = sqlx::query_as(
+        "SELECT state, leased_until > now() FROM queue_recipients WHERE address = 'someone@remote.test'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .expect("the recipient row");
+    assert_eq!(state, "queued", "abandoned, not finished");
+    assert!(leased, "still under the lease another worker waits out");
+}
+
+/// The admin API gets SIGTERM while four clients add domains (mailctl, one request per process):
+/// the service exits cleanly, every domain mailctl reported added is stored, and no other is (a
+/// request is answered in full or refused before it started: nothing half-done).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_requests_leaves_the_admin_api_consistent() {
+    let db = TestDatabase::migrated().await;
+    let mut admin = mc_tests::AdminProcess::start(&db.url);
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let api = admin.api_url.clone();
+            std::thread::spawn(move || {
+                let mut results = Vec::new();
+                for i in 0..1000 {
+                    let name = format!("d{client}-{i}.test");
+                    let out = mc_tests::mailctl(
+                        &api,
+                        Some(mc_tests::ADMIN_TOKEN),
+                        &["domain", "add", &name],
+                        None,
+                    );
+                    let added = out.status.success();
+                    results.push((name, added));
+                    if !added {
+                        break;
+                    }
+                }
+                results
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(700));
+    sigterm(admin.child.id());
+    let started = Instant::now();
+    let exit = admin.child.wait().expect("admin exit");
+    assert!(exit.success(), "{exit:?}\n{}", admin.log_text());
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let results: Vec<(String, bool)> = clients
+        .into_iter()
+        .flat_map(|client| client.join().expect("client thread"))
+        .collect();
+    let added: HashSet<String> = results
+        .iter()
+        .filter(|(_, added)| *added)
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert!(added.len() > 4, "too little traffic to mean anything");
+    assert!(
+        results.iter().filter(|(_, added)| !added).count() == 4,
+        "each client ends with one refused request"
+    );
+    let stored: HashSet<String> = sqlx::query_scalar("SELECT name FROM domains")
+        .fetch_all(&db.pool)
+        .await
+        .expect("domains")
+        .into_iter()
+        .collect();
+    assert_eq!(stored, added, "stored exactly what was reported added");
 }

@@ -20,6 +20,7 @@ use mc_policy::{Bans, DeliverySettings, DnsBlacklists, IncomingRelays, IpRanges,
 use mc_queue::Queue;
 use mc_runtime::ops::Readiness;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -83,7 +84,19 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
         readiness,
         shutdown.clone(),
     ));
-    serve(api_listener, state, config.admin.max_body_bytes, shutdown).await?;
+    // Requests in flight at SIGTERM may finish within `ops.shutdown_grace_secs`.
+    let grace = Duration::from_secs(config.ops.shutdown_grace_secs);
+    let out_of_grace = {
+        let shutdown = shutdown.clone();
+        async move {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        }
+    };
+    tokio::select! {
+        served = serve(api_listener, state, config.admin.max_body_bytes, shutdown) => served?,
+        () = out_of_grace => tracing::warn!("requests still open after the shutdown grace period"),
+    }
     ops.await??;
     queue_counters.await?;
     pool.close().await;

@@ -113,7 +113,8 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
     let housekeeping = (ctx.config.housekeeping_interval_secs > 0)
         .then(|| tokio::spawn(housekeeping(ctx.clone(), shutdown.clone())));
     tracing::info!(ops = %config.ops.listen, "delivery worker running");
-    work(ctx, wake, shutdown.clone()).await;
+    let grace = Duration::from_secs(config.ops.shutdown_grace_secs);
+    work(ctx, wake, shutdown.clone(), grace).await;
     if let Some(housekeeping) = housekeeping {
         housekeeping.abort();
     }
@@ -129,8 +130,11 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
 }
 
 /// Claims and delivers until shutdown. A full claim is followed by another at once; an empty
-/// one waits for a hint or the poll interval.
-async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
+/// one waits for a hint or the poll interval. After shutdown the claim in hand may finish for
+/// `grace` (`ops.shutdown_grace_secs`); past that it is abandoned: its leases expire after
+/// `lease_secs` and another worker delivers it (a remote copy cut before its final reply may
+/// then arrive twice, never not at all).
+async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken, grace: Duration) {
     let lease = Duration::from_secs(ctx.config.lease_secs);
     let poll = Duration::from_millis(ctx.config.poll_interval_ms);
     while !shutdown.is_cancelled() {
@@ -149,10 +153,25 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken) {
             }
             continue;
         }
-        ctx.metrics.claimed.inc_by(claimed.len() as u64);
-        // Work in hand is finished even during shutdown: every copy is idempotent, and the
-        // leases would only make the recipients wait for their expiry.
-        round(&ctx, claimed).await;
+        let count = claimed.len();
+        ctx.metrics.claimed.inc_by(count as u64);
+        // Work in hand is finished during shutdown (every copy is idempotent, and the leases
+        // would only make the recipients wait for their expiry), within the grace period.
+        let out_of_grace = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        tokio::select! {
+            () = round(&ctx, claimed) => {}
+            () = out_of_grace => {
+                tracing::warn!(
+                    recipients = count,
+                    grace_secs = grace.as_secs(),
+                    "shutdown grace period over with deliveries in flight: their leases expire and another worker retries them"
+                );
+                return;
+            }
+        }
     }
 }
 
