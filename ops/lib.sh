@@ -853,7 +853,9 @@ start_service() { # name ready-url command...
     start_background "$RUN_DIR/$name.pid" "$LOG_DIR/$name.log" env NO_COLOR=1 "$@"
     deadline=$((SECONDS + START_TIMEOUT))
     until [ "$(http_status "$ready_url")" = 200 ]; do
-        if ! pidfile_alive "$RUN_DIR/$name.pid" "$name"; then
+        # Alive is enough here: right after the fork the process may not have exec'd the service
+        # yet, so its command line (what pidfile_alive matches) can still be this shell's.
+        if ! kill -0 "$(<"$RUN_DIR/$name.pid")" 2>/dev/null; then
             rm -f "$RUN_DIR/$name.pid"
             tail -n 30 "$LOG_DIR/$name.log" >&2 || true
             die "$name exited during startup (log: $LOG_DIR/$name.log)"
