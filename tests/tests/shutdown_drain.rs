@@ -285,6 +285,37 @@ async fn a_delivery_outlasting_the_grace_period_is_abandoned_not_lost() {
     .expect("the recipient row");
     assert_eq!(state, "queued", "abandoned, not finished");
     assert!(leased, "still under the lease another worker waits out");
+
+    // Once the lease has run out (moved into the past here; lease_secs is 300 s), another worker
+    // delivers it: to a receiver that answers this time.
+    let sink = mc_tests::sink::SinkProcess::start(mc_tests::sink::SinkOptions::default());
+    mc_tests::delivery::route(
+        &db,
+        "remote.test",
+        "127.0.0.1",
+        sink.port(),
+        mc_policy::TlsMode::None,
+        None,
+        None,
+    )
+    .await;
+    sqlx::query(
+        "UPDATE queue_recipients SET leased_until = now() - interval '1 second',
+                next_attempt_at = now() - interval '1 second'",
+    )
+    .execute(&db.pool)
+    .await
+    .expect("expire the lease");
+    let _second = WorkerProcess::start(
+        &db,
+        &ingress.s3_prefix,
+        &[
+            ("MAILCLUSTER_DELIVERY__DNS_SERVERS", dns_servers.as_str()),
+            ("MAILCLUSTER_DELIVERY__OWN_NETWORKS", "[]"),
+        ],
+    );
+    let received = sink.wait_for(1, Duration::from_secs(30));
+    assert_eq!(received.len(), 1, "the abandoned message was not delivered");
 }
 
 /// The admin API gets SIGTERM while four clients add domains (mailctl, one request per process):
@@ -344,4 +375,57 @@ async fn sigterm_mid_requests_leaves_the_admin_api_consistent() {
         .into_iter()
         .collect();
     assert_eq!(stored, added, "stored exactly what was reported added");
+}
+
+/// A request that cannot finish (its query waits for a table lock the test holds; the statement
+/// timeout is 30 s) holds the admin API's drain only for `ops.shutdown_grace_secs` (2 s here);
+/// the client sees its connection cut, not an answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_admin_request_holds_the_drain_only_for_the_grace_period() {
+    let db = TestDatabase::migrated().await;
+    let mut admin = mc_tests::AdminProcess::start_with(
+        &db.url,
+        &[("MAILCLUSTER_OPS__SHUTDOWN_GRACE_SECS", "2")],
+    );
+    let mut lock = db.pool.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE domains IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock the domains");
+    let api = admin.api_url.clone();
+    let request = std::thread::spawn(move || {
+        mc_tests::mailctl(&api, Some(mc_tests::ADMIN_TOKEN), &["domain", "list"], None)
+    });
+    // The request reaches its query and waits for the lock.
+    let started = Instant::now();
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+                AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&db.pool)
+        .await
+        .expect("pg_stat_activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the request never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(admin.child.id());
+    let started = Instant::now();
+    let exit = admin.child.wait().expect("admin exit");
+    let took = started.elapsed();
+    assert!(exit.success(), "{exit:?}\n{}", admin.log_text());
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_secs(10),
+        "exited after {took:?}, with a grace period of 2 s\n{}",
+        admin.log_text()
+    );
+    let out = request.join().expect("mailctl thread");
+    assert!(!out.status.success(), "{}", mc_tests::stdout(&out));
+    lock.rollback().await.expect("release the lock");
 }

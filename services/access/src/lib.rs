@@ -142,7 +142,8 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
     // Open sessions may continue (or reach a safe point) for `ops.shutdown_grace_secs`; the
     // chart sets it below the pod's termination grace period.
     let grace = Duration::from_secs(config.ops.shutdown_grace_secs);
-    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+    let drained = tokio::time::timeout(grace, tasks.wait()).await.is_ok();
+    if !drained {
         tracing::warn!("sessions still open after the shutdown grace period");
     }
     if let Some(watcher) = watcher {
@@ -150,6 +151,11 @@ pub async fn run(config: AccessConfig, shutdown: CancellationToken) -> anyhow::R
     }
     follower.abort();
     ops.await??;
-    pool.close().await;
+    // Sessions cut by the end of the grace period may still hold connections (a query waiting
+    // for a lock): closing the pool would wait for them. The process exits instead, and
+    // PostgreSQL rolls their transactions back.
+    if drained {
+        pool.close().await;
+    }
     Ok(())
 }

@@ -93,13 +93,24 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
             tokio::time::sleep(grace).await;
         }
     };
-    tokio::select! {
-        served = serve(api_listener, state, config.admin.max_body_bytes, shutdown) => served?,
-        () = out_of_grace => tracing::warn!("requests still open after the shutdown grace period"),
-    }
+    let drained = tokio::select! {
+        served = serve(api_listener, state, config.admin.max_body_bytes, shutdown) => {
+            served?;
+            true
+        }
+        () = out_of_grace => {
+            tracing::warn!("requests still open after the shutdown grace period");
+            false
+        }
+    };
     ops.await??;
     queue_counters.await?;
-    pool.close().await;
+    // A request cut by the end of the grace period may still hold a connection (a query waiting
+    // for a lock): closing the pool would wait for it. The process exits instead, and PostgreSQL
+    // rolls its transaction back.
+    if drained {
+        pool.close().await;
+    }
     Ok(())
 }
 
