@@ -14,6 +14,7 @@ use mc_directory::{Resolved, Target};
 use mc_mailstore::{BatchCopy, Mailstore};
 use mc_queue::Queue;
 use mc_queue::lease::{Claimed, Lease};
+use mc_runtime::store_metrics::{DbOp, Outcome, StoreOutcome, observe_db};
 use std::collections::{HashMap, HashSet};
 
 /// Whether the batch can take this recipient at all: its accounts, if it resolves to local
@@ -95,11 +96,16 @@ pub async fn deliver(
 
 async fn commit(ctx: &Ctx, taken: &[(Claimed, Resolution, Vec<String>)]) -> Result<(), String> {
     let leases: Vec<Lease> = taken.iter().map(|(c, _, _)| c.lease()).collect();
-    let (mut transaction, held) = ctx
-        .queue
-        .begin_fenced_many(&leases)
-        .await
-        .map_err(|e| e.to_string())?;
+    // The whole transaction is one mailbox_delivery operation, its pool wait included.
+    let started = std::time::Instant::now();
+    let record = |outcome: Outcome| observe_db(DbOp::MailboxDelivery, outcome, started.elapsed());
+    let (mut transaction, held) = match ctx.queue.begin_fenced_many(&leases).await {
+        Ok(begun) => begun,
+        Err(error) => {
+            record(error.store_outcome());
+            return Err(error.to_string());
+        }
+    };
     let held_ids: HashSet<i64> = held.iter().map(|l| l.recipient_id).collect();
     let keys: Vec<String> = taken
         .iter()
@@ -123,24 +129,34 @@ async fn commit(ctx: &Ctx, taken: &[(Claimed, Resolution, Vec<String>)]) -> Resu
     let written = async {
         let placed = Mailstore::deliver_batch_in(&mut transaction, &copies)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.store_outcome(), e.to_string()))?;
         let marked = Queue::delivered_in(&mut transaction, &held)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.store_outcome(), e.to_string()))?;
         if marked != held.len() as u64 {
-            return Err(format!("{marked} of {} held recipients marked", held.len()));
+            return Err((
+                Outcome::Ok,
+                format!("{marked} of {} held recipients marked", held.len()),
+            ));
         }
         Ok(placed)
     }
     .await;
     let placed = match written {
         Ok(placed) => placed,
-        Err(error) => {
+        Err((outcome, error)) => {
             let _ = transaction.rollback().await;
+            record(outcome);
             return Err(error);
         }
     };
-    transaction.commit().await.map_err(|e| e.to_string())?;
+    let committed = transaction.commit().await;
+    record(
+        committed
+            .as_ref()
+            .map_or_else(StoreOutcome::store_outcome, |()| Outcome::Ok),
+    );
+    committed.map_err(|e| e.to_string())?;
     let new: Vec<_> = placed.iter().filter(|p| p.new).collect();
     ctx.metrics.local_copies.inc_by(new.len() as u64);
     ctx.metrics.outcomes("delivered", held.len() as u64);

@@ -15,6 +15,7 @@ use mc_mailstore::{Delivery, INBOX, Mailstore};
 use mc_queue::Queue;
 use mc_queue::lease::{Claimed, LeaseError};
 use mc_queue::{BodyLocation, Envelope, NewEntry, NewRecipient};
+use mc_runtime::store_metrics::{DbOp, Outcome as StoreResult, StoreOutcome, observe_db};
 use std::time::Duration;
 
 #[derive(Clone)]
@@ -334,15 +335,25 @@ async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, Str
         delivery_key: &key,
         flags: &[],
     };
+    // The whole transaction is one mailbox_delivery operation, its pool wait included.
+    let started = std::time::Instant::now();
+    let record =
+        |outcome: StoreResult| observe_db(DbOp::MailboxDelivery, outcome, started.elapsed());
     let mut transaction = match ctx.queue.begin_fenced(recipient.lease()).await {
         Ok(transaction) => transaction,
         Err(LeaseError::Fenced(_)) => return Ok(Copy::Fenced),
-        Err(LeaseError::Queue(error)) => return Err(format!("4.3.0 queue: {error}")),
+        Err(LeaseError::Queue(error)) => {
+            record(error.store_outcome());
+            return Err(format!("4.3.0 queue: {error}"));
+        }
     };
     let written = async {
         let placed = Mailstore::deliver_in(&mut transaction, &delivery)
             .await
-            .map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
+            .map_err(|error| {
+                record(error.store_outcome());
+                format!("4.3.0 mailbox of {account}: {error}")
+            })?;
         // Checked on the use before this copy; concurrent copies may overshoot a little.
         if placed.new && profile.over_quota(recipient.size_bytes) {
             return Ok(None);
@@ -357,11 +368,17 @@ async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, Str
                 ctx.config.autoreply_interval_hours,
             )
             .await
-            .map_err(|error| format!("4.3.0 auto-reply record: {error}"))?
+            .map_err(|error| {
+                record(error.store_outcome());
+                format!("4.3.0 auto-reply record: {error}")
+            })?
         {
             Queue::enqueue_in(&mut transaction, std::slice::from_ref(&reply))
                 .await
-                .map_err(|error| format!("4.3.0 auto-reply: {error}"))?;
+                .map_err(|error| {
+                    record(error.store_outcome());
+                    format!("4.3.0 auto-reply: {error}")
+                })?;
             queued = Some(reply);
         }
         Ok::<_, String>(Some((placed, queued)))
@@ -371,6 +388,7 @@ async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, Str
         Ok(Some(done)) => done,
         Ok(None) => {
             let _ = transaction.rollback().await;
+            record(StoreResult::Ok);
             ctx.metrics.outcome("over_quota");
             return Ok(Copy::OverQuota);
         }
@@ -381,10 +399,13 @@ async fn copy(ctx: &Ctx, recipient: &Claimed, account: &str) -> Result<Copy, Str
             return Err(reason);
         }
     };
-    transaction
-        .commit()
-        .await
-        .map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
+    let committed = transaction.commit().await;
+    record(
+        committed
+            .as_ref()
+            .map_or_else(StoreOutcome::store_outcome, |()| StoreResult::Ok),
+    );
+    committed.map_err(|error| format!("4.3.0 mailbox of {account}: {error}"))?;
     if placed.new {
         ctx.metrics.local_copies.inc();
         if let Some(redis) = &ctx.redis {

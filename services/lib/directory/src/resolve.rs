@@ -106,33 +106,41 @@ impl From<DirectoryError> for Failure {
 impl Directory {
     /// Resolves one recipient address.
     pub async fn resolve(&self, address: &str) -> Result<Resolved, DirectoryError> {
-        let address = parse_address(address)?;
-        let mut walk = Walk {
-            path: Vec::new(),
-            seen: HashSet::new(),
-            targets: Vec::new(),
-            unique_targets: HashSet::new(),
-            skipped: Vec::new(),
-        };
-        match self.expand(address.to_string(), &mut walk).await {
-            Ok(()) if walk.targets.is_empty() => {
-                // A list whose every member was skipped delivers nowhere.
-                let reason = walk
-                    .skipped
-                    .first()
-                    .map(|(_, r)| *r)
-                    .unwrap_or(Rejection::UnknownUser);
-                Ok(Resolved::Rejected(reason))
-            }
-            Ok(()) => Ok(Resolved::Deliver {
-                targets: walk.targets,
-                skipped: walk.skipped,
-            }),
-            Err(Failure::Rejected(rejection)) => Ok(Resolved::Rejected(rejection)),
-            Err(Failure::Loop) => Ok(Resolved::Rejected(Rejection::TooManyRecursiveForwards)),
-            Err(Failure::NotHosted) => Ok(Resolved::NotHosted),
-            Err(Failure::Store(error)) => Err(error),
-        }
+        mc_runtime::store_metrics::db(
+            mc_runtime::store_metrics::DbOp::DirectoryLookup,
+            async move {
+                let address = parse_address(address)?;
+                let mut walk = Walk {
+                    path: Vec::new(),
+                    seen: HashSet::new(),
+                    targets: Vec::new(),
+                    unique_targets: HashSet::new(),
+                    skipped: Vec::new(),
+                };
+                match self.expand(address.to_string(), &mut walk).await {
+                    Ok(()) if walk.targets.is_empty() => {
+                        // A list whose every member was skipped delivers nowhere.
+                        let reason = walk
+                            .skipped
+                            .first()
+                            .map(|(_, r)| *r)
+                            .unwrap_or(Rejection::UnknownUser);
+                        Ok(Resolved::Rejected(reason))
+                    }
+                    Ok(()) => Ok(Resolved::Deliver {
+                        targets: walk.targets,
+                        skipped: walk.skipped,
+                    }),
+                    Err(Failure::Rejected(rejection)) => Ok(Resolved::Rejected(rejection)),
+                    Err(Failure::Loop) => {
+                        Ok(Resolved::Rejected(Rejection::TooManyRecursiveForwards))
+                    }
+                    Err(Failure::NotHosted) => Ok(Resolved::NotHosted),
+                    Err(Failure::Store(error)) => Err(error),
+                }
+            },
+        )
+        .await
     }
 
     fn expand<'a>(
@@ -266,33 +274,30 @@ impl Directory {
     }
 
     async fn object(&self, canonical: &str) -> Result<Option<Object>, DirectoryError> {
-        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::DirectoryLookup, async move {
-            let row: Option<(String, bool, Option<String>, i64, bool)> = sqlx::query_as(
-                "SELECT 'account', active, CASE WHEN forward_enabled THEN forward_address END, id,
-                        forward_keep_copy
-                   FROM accounts WHERE address = $1
-                 UNION ALL
-                 SELECT 'alias', active, target, id, true FROM aliases WHERE address = $1
-                 UNION ALL
-                 SELECT 'list', active, NULL::text, id, true FROM distribution_lists WHERE address = $1
-                 LIMIT 1",
-            )
-            .bind(canonical)
-            .fetch_optional(&self.pool)
-            .await?;
-            Ok(row.map(
-                |(kind, active, target, id, keep_copy)| match (kind.as_str(), target) {
-                    ("alias", Some(target)) => Object::Alias { active, target },
-                    ("list", _) => Object::List { active, id },
-                    (_, forward) => Object::Account {
-                        active,
-                        forward,
-                        keep_copy,
-                    },
+        let row: Option<(String, bool, Option<String>, i64, bool)> = sqlx::query_as(
+            "SELECT 'account', active, CASE WHEN forward_enabled THEN forward_address END, id,
+                    forward_keep_copy
+               FROM accounts WHERE address = $1
+             UNION ALL
+             SELECT 'alias', active, target, id, true FROM aliases WHERE address = $1
+             UNION ALL
+             SELECT 'list', active, NULL::text, id, true FROM distribution_lists WHERE address = $1
+             LIMIT 1",
+        )
+        .bind(canonical)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(
+            |(kind, active, target, id, keep_copy)| match (kind.as_str(), target) {
+                ("alias", Some(target)) => Object::Alias { active, target },
+                ("list", _) => Object::List { active, id },
+                (_, forward) => Object::Account {
+                    active,
+                    forward,
+                    keep_copy,
                 },
-            ))
-        })
-        .await
+            },
+        ))
     }
 }
 

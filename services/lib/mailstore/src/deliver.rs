@@ -70,10 +70,16 @@ impl Mailstore {
 
     /// Delivers once, in a transaction of its own: see the module documentation.
     pub async fn deliver(&self, delivery: &Delivery<'_>) -> Result<Placed, DeliverError> {
-        let mut transaction = self.pool.begin().await?;
-        let placed = Self::deliver_in(&mut transaction, delivery).await?;
-        transaction.commit().await?;
-        Ok(placed)
+        mc_runtime::store_metrics::db(
+            mc_runtime::store_metrics::DbOp::MailboxDelivery,
+            async move {
+                let mut transaction = self.pool.begin().await?;
+                let placed = Self::deliver_in(&mut transaction, delivery).await?;
+                transaction.commit().await?;
+                Ok(placed)
+            },
+        )
+        .await
     }
 
     /// Delivers once inside the caller's transaction (the delivery worker's, which holds its
@@ -82,59 +88,56 @@ impl Mailstore {
         connection: &mut sqlx::PgConnection,
         delivery: &Delivery<'_>,
     ) -> Result<Placed, DeliverError> {
-        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MailboxDelivery, async move {
-            let (mailbox_id, account_id) =
-                ensure_mailbox(&mut *connection, delivery.account, delivery.mailbox).await?;
-            sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
-                .bind(mailbox_id)
-                .execute(&mut *connection)
-                .await?;
-            let earlier: Option<(i64, i64)> = sqlx::query_as(
-                "SELECT uid, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND delivery_key = $2",
-            )
+        let (mailbox_id, account_id) =
+            ensure_mailbox(&mut *connection, delivery.account, delivery.mailbox).await?;
+        sqlx::query("SELECT 1 FROM mailboxes WHERE id = $1 FOR UPDATE")
             .bind(mailbox_id)
-            .bind(delivery.delivery_key)
-            .fetch_optional(&mut *connection)
+            .execute(&mut *connection)
             .await?;
-            if let Some((uid, modseq)) = earlier {
-                return Ok(Placed {
-                    mailbox_id,
-                    uid,
-                    modseq,
-                    new: false,
-                });
-            }
-            let (uid, modseq): (i64, i64) = sqlx::query_as(
-                "WITH next AS (
-                     UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
-                      WHERE id = $1
-                     RETURNING uid_next - 1 AS uid, highest_modseq AS modseq
-                 ), placed AS (
-                     INSERT INTO mailbox_messages
-                         (mailbox_id, uid, message_id, flags, modseq, size_bytes, delivery_key)
-                     SELECT $1, uid, $2, $3, modseq, $4, $5 FROM next
-                     RETURNING uid, modseq
-                 ), charged AS (
-                     UPDATE accounts SET used_bytes = used_bytes + $4 WHERE id = $6
-                 )
-                 SELECT uid, modseq FROM placed",
-            )
-            .bind(mailbox_id)
-            .bind(delivery.message_id)
-            .bind(delivery.flags)
-            .bind(delivery.size_bytes)
-            .bind(delivery.delivery_key)
-            .bind(account_id)
-            .fetch_one(&mut *connection)
-            .await?;
-            Ok(Placed {
+        let earlier: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT uid, modseq FROM mailbox_messages WHERE mailbox_id = $1 AND delivery_key = $2",
+        )
+        .bind(mailbox_id)
+        .bind(delivery.delivery_key)
+        .fetch_optional(&mut *connection)
+        .await?;
+        if let Some((uid, modseq)) = earlier {
+            return Ok(Placed {
                 mailbox_id,
                 uid,
                 modseq,
-                new: true,
-            })
+                new: false,
+            });
+        }
+        let (uid, modseq): (i64, i64) = sqlx::query_as(
+            "WITH next AS (
+                 UPDATE mailboxes SET uid_next = uid_next + 1, highest_modseq = highest_modseq + 1
+                  WHERE id = $1
+                 RETURNING uid_next - 1 AS uid, highest_modseq AS modseq
+             ), placed AS (
+                 INSERT INTO mailbox_messages
+                     (mailbox_id, uid, message_id, flags, modseq, size_bytes, delivery_key)
+                 SELECT $1, uid, $2, $3, modseq, $4, $5 FROM next
+                 RETURNING uid, modseq
+             ), charged AS (
+                 UPDATE accounts SET used_bytes = used_bytes + $4 WHERE id = $6
+             )
+             SELECT uid, modseq FROM placed",
+        )
+        .bind(mailbox_id)
+        .bind(delivery.message_id)
+        .bind(delivery.flags)
+        .bind(delivery.size_bytes)
+        .bind(delivery.delivery_key)
+        .bind(account_id)
+        .fetch_one(&mut *connection)
+        .await?;
+        Ok(Placed {
+            mailbox_id,
+            uid,
+            modseq,
+            new: true,
         })
-        .await
     }
 }
 
@@ -206,160 +209,157 @@ impl Mailstore {
         connection: &mut sqlx::PgConnection,
         copies: &[BatchCopy<'_>],
     ) -> Result<Vec<Placed>, DeliverError> {
-        mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::MailboxDelivery, async move {
-            use std::collections::HashMap;
-            let mut mailboxes: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
-            for copy in copies {
-                if let std::collections::hash_map::Entry::Vacant(slot) =
-                    mailboxes.entry((copy.account, copy.mailbox))
-                {
-                    slot.insert(ensure_mailbox(&mut *connection, copy.account, copy.mailbox).await?);
-                }
+        use std::collections::HashMap;
+        let mut mailboxes: HashMap<(&str, &str), (i64, i64)> = HashMap::new();
+        for copy in copies {
+            if let std::collections::hash_map::Entry::Vacant(slot) =
+                mailboxes.entry((copy.account, copy.mailbox))
+            {
+                slot.insert(ensure_mailbox(&mut *connection, copy.account, copy.mailbox).await?);
             }
-            let mut ids: Vec<i64> = mailboxes.values().map(|(mailbox, _)| *mailbox).collect();
-            ids.sort_unstable();
-            ids.dedup();
-            sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
-                .bind(&ids)
-                .execute(&mut *connection)
-                .await?;
-            let keys: Vec<&str> = copies.iter().map(|c| c.delivery_key).collect();
-            let mailbox_of: Vec<i64> = copies
-                .iter()
-                .map(|c| mailboxes[&(c.account, c.mailbox)].0)
-                .collect();
-            let earlier: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-                "SELECT mm.mailbox_id, mm.delivery_key, mm.uid, mm.modseq
-                   FROM mailbox_messages mm
-                   JOIN unnest($1::bigint[], $2::text[]) AS w(mailbox_id, delivery_key)
-                     ON mm.mailbox_id = w.mailbox_id AND mm.delivery_key = w.delivery_key",
+        }
+        let mut ids: Vec<i64> = mailboxes.values().map(|(mailbox, _)| *mailbox).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        sqlx::query("SELECT id FROM mailboxes WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+            .bind(&ids)
+            .execute(&mut *connection)
+            .await?;
+        let keys: Vec<&str> = copies.iter().map(|c| c.delivery_key).collect();
+        let mailbox_of: Vec<i64> = copies
+            .iter()
+            .map(|c| mailboxes[&(c.account, c.mailbox)].0)
+            .collect();
+        let earlier: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+            "SELECT mm.mailbox_id, mm.delivery_key, mm.uid, mm.modseq
+               FROM mailbox_messages mm
+               JOIN unnest($1::bigint[], $2::text[]) AS w(mailbox_id, delivery_key)
+                 ON mm.mailbox_id = w.mailbox_id AND mm.delivery_key = w.delivery_key",
+        )
+        .bind(&mailbox_of)
+        .bind(&keys)
+        .fetch_all(&mut *connection)
+        .await?;
+        let mut done: HashMap<(i64, &str), Placed> = HashMap::new();
+        for (mailbox_id, key, uid, modseq) in &earlier {
+            if let Some(copy) = copies.iter().find(|c| c.delivery_key == key) {
+                done.insert(
+                    (*mailbox_id, copy.delivery_key),
+                    Placed {
+                        mailbox_id: *mailbox_id,
+                        uid: *uid,
+                        modseq: *modseq,
+                        new: false,
+                    },
+                );
+            }
+        }
+        // The new copies, first occurrence of each (mailbox, key), counted per mailbox.
+        let mut fresh: Vec<usize> = Vec::new();
+        let mut seen: std::collections::HashSet<(i64, &str)> = std::collections::HashSet::new();
+        let mut per_mailbox: HashMap<i64, i64> = HashMap::new();
+        for (i, copy) in copies.iter().enumerate() {
+            let slot = (mailbox_of[i], copy.delivery_key);
+            if done.contains_key(&slot) || !seen.insert(slot) {
+                continue;
+            }
+            fresh.push(i);
+            *per_mailbox.entry(mailbox_of[i]).or_default() += 1;
+        }
+        if !fresh.is_empty() {
+            let (counted, counts): (Vec<i64>, Vec<i64>) =
+                per_mailbox.iter().map(|(m, n)| (*m, *n)).unzip();
+            let firsts: Vec<(i64, i64, i64)> = sqlx::query_as(
+                "UPDATE mailboxes m
+                    SET uid_next = m.uid_next + c.n, highest_modseq = m.highest_modseq + c.n
+                   FROM unnest($1::bigint[], $2::bigint[]) AS c(id, n)
+                  WHERE m.id = c.id
+                 RETURNING m.id, m.uid_next - c.n, m.highest_modseq - c.n + 1",
             )
-            .bind(&mailbox_of)
-            .bind(&keys)
+            .bind(&counted)
+            .bind(&counts)
             .fetch_all(&mut *connection)
             .await?;
-            let mut done: HashMap<(i64, &str), Placed> = HashMap::new();
-            for (mailbox_id, key, uid, modseq) in &earlier {
-                if let Some(copy) = copies.iter().find(|c| c.delivery_key == key) {
-                    done.insert(
-                        (*mailbox_id, copy.delivery_key),
-                        Placed {
-                            mailbox_id: *mailbox_id,
-                            uid: *uid,
-                            modseq: *modseq,
-                            new: false,
-                        },
-                    );
-                }
-            }
-            // The new copies, first occurrence of each (mailbox, key), counted per mailbox.
-            let mut fresh: Vec<usize> = Vec::new();
-            let mut seen: std::collections::HashSet<(i64, &str)> = std::collections::HashSet::new();
-            let mut per_mailbox: HashMap<i64, i64> = HashMap::new();
-            for (i, copy) in copies.iter().enumerate() {
-                let slot = (mailbox_of[i], copy.delivery_key);
-                if done.contains_key(&slot) || !seen.insert(slot) {
-                    continue;
-                }
-                fresh.push(i);
-                *per_mailbox.entry(mailbox_of[i]).or_default() += 1;
-            }
-            if !fresh.is_empty() {
-                let (counted, counts): (Vec<i64>, Vec<i64>) =
-                    per_mailbox.iter().map(|(m, n)| (*m, *n)).unzip();
-                let firsts: Vec<(i64, i64, i64)> = sqlx::query_as(
-                    "UPDATE mailboxes m
-                        SET uid_next = m.uid_next + c.n, highest_modseq = m.highest_modseq + c.n
-                       FROM unnest($1::bigint[], $2::bigint[]) AS c(id, n)
-                      WHERE m.id = c.id
-                     RETURNING m.id, m.uid_next - c.n, m.highest_modseq - c.n + 1",
-                )
-                .bind(&counted)
-                .bind(&counts)
-                .fetch_all(&mut *connection)
-                .await?;
-                let mut next: HashMap<i64, (i64, i64)> = firsts
-                    .into_iter()
-                    .map(|(m, uid, modseq)| (m, (uid, modseq)))
-                    .collect();
-                let mut rows = (
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
-                    Vec::new(),
+            let mut next: HashMap<i64, (i64, i64)> = firsts
+                .into_iter()
+                .map(|(m, uid, modseq)| (m, (uid, modseq)))
+                .collect();
+            let mut rows = (
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+                Vec::new(),
+            );
+            let mut charge: HashMap<i64, i64> = HashMap::new();
+            for &i in &fresh {
+                let copy = &copies[i];
+                let mailbox_id = mailbox_of[i];
+                let Some(slot) = next.get_mut(&mailbox_id) else {
+                    return Err(DeliverError::Database(sqlx::Error::RowNotFound));
+                };
+                let (uid, modseq) = *slot;
+                *slot = (uid + 1, modseq + 1);
+                rows.0.push(mailbox_id);
+                rows.1.push(uid);
+                rows.2.push(copy.message_id);
+                rows.3.push(modseq);
+                rows.4.push(copy.size_bytes);
+                rows.5.push(copy.delivery_key);
+                *charge
+                    .entry(mailboxes[&(copy.account, copy.mailbox)].1)
+                    .or_default() += copy.size_bytes;
+                done.insert(
+                    (mailbox_id, copy.delivery_key),
+                    Placed {
+                        mailbox_id,
+                        uid,
+                        modseq,
+                        new: true,
+                    },
                 );
-                let mut charge: HashMap<i64, i64> = HashMap::new();
-                for &i in &fresh {
-                    let copy = &copies[i];
-                    let mailbox_id = mailbox_of[i];
-                    let Some(slot) = next.get_mut(&mailbox_id) else {
-                        return Err(DeliverError::Database(sqlx::Error::RowNotFound));
-                    };
-                    let (uid, modseq) = *slot;
-                    *slot = (uid + 1, modseq + 1);
-                    rows.0.push(mailbox_id);
-                    rows.1.push(uid);
-                    rows.2.push(copy.message_id);
-                    rows.3.push(modseq);
-                    rows.4.push(copy.size_bytes);
-                    rows.5.push(copy.delivery_key);
-                    *charge
-                        .entry(mailboxes[&(copy.account, copy.mailbox)].1)
-                        .or_default() += copy.size_bytes;
-                    done.insert(
-                        (mailbox_id, copy.delivery_key),
-                        Placed {
-                            mailbox_id,
-                            uid,
-                            modseq,
-                            new: true,
-                        },
-                    );
-                }
-                sqlx::query(
-                    "INSERT INTO mailbox_messages
-                         (mailbox_id, uid, message_id, flags, modseq, size_bytes, delivery_key)
-                     SELECT mailbox_id, uid, message_id, '{}'::text[], modseq, size_bytes, delivery_key
-                       FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
-                         AS r(mailbox_id, uid, message_id, modseq, size_bytes, delivery_key)",
-                )
-                .bind(&rows.0)
-                .bind(&rows.1)
-                .bind(&rows.2)
-                .bind(&rows.3)
-                .bind(&rows.4)
-                .bind(&rows.5)
-                .execute(&mut *connection)
-                .await?;
-                let (accounts, bytes): (Vec<i64>, Vec<i64>) = charge.into_iter().unzip();
-                sqlx::query(
-                    "UPDATE accounts a SET used_bytes = a.used_bytes + c.bytes
-                       FROM unnest($1::bigint[], $2::bigint[]) AS c(id, bytes) WHERE a.id = c.id",
-                )
-                .bind(&accounts)
-                .bind(&bytes)
-                .execute(&mut *connection)
-                .await?;
             }
-            // In input order; a repeated (mailbox, key) reports the shared copy as not new.
-            let mut reported: std::collections::HashSet<(i64, &str)> = std::collections::HashSet::new();
-            copies
-                .iter()
-                .enumerate()
-                .map(|(i, copy)| {
-                    let slot = (mailbox_of[i], copy.delivery_key);
-                    let mut placed = *done
-                        .get(&slot)
-                        .ok_or(DeliverError::Database(sqlx::Error::RowNotFound))?;
-                    if !reported.insert(slot) {
-                        placed.new = false;
-                    }
-                    Ok(placed)
-                })
-                .collect()
-        })
-        .await
+            sqlx::query(
+                "INSERT INTO mailbox_messages
+                     (mailbox_id, uid, message_id, flags, modseq, size_bytes, delivery_key)
+                 SELECT mailbox_id, uid, message_id, '{}'::text[], modseq, size_bytes, delivery_key
+                   FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::text[])
+                     AS r(mailbox_id, uid, message_id, modseq, size_bytes, delivery_key)",
+            )
+            .bind(&rows.0)
+            .bind(&rows.1)
+            .bind(&rows.2)
+            .bind(&rows.3)
+            .bind(&rows.4)
+            .bind(&rows.5)
+            .execute(&mut *connection)
+            .await?;
+            let (accounts, bytes): (Vec<i64>, Vec<i64>) = charge.into_iter().unzip();
+            sqlx::query(
+                "UPDATE accounts a SET used_bytes = a.used_bytes + c.bytes
+                   FROM unnest($1::bigint[], $2::bigint[]) AS c(id, bytes) WHERE a.id = c.id",
+            )
+            .bind(&accounts)
+            .bind(&bytes)
+            .execute(&mut *connection)
+            .await?;
+        }
+        // In input order; a repeated (mailbox, key) reports the shared copy as not new.
+        let mut reported: std::collections::HashSet<(i64, &str)> = std::collections::HashSet::new();
+        copies
+            .iter()
+            .enumerate()
+            .map(|(i, copy)| {
+                let slot = (mailbox_of[i], copy.delivery_key);
+                let mut placed = *done
+                    .get(&slot)
+                    .ok_or(DeliverError::Database(sqlx::Error::RowNotFound))?;
+                if !reported.insert(slot) {
+                    placed.new = false;
+                }
+                Ok(placed)
+            })
+            .collect()
     }
 }

@@ -30,7 +30,7 @@
 use crate::{BodyLocation, Envelope, NewEntry, Queue, QueueError};
 use bytes::{Bytes, BytesMut};
 use mc_mailstore::blob::{BlobError, BlobKey, BlobStore};
-use mc_runtime::store_metrics::{DbOp, Outcome, StoreOutcome, observe_db};
+use mc_runtime::store_metrics::{DbOp, Outcome, StoreOutcome, db, observe_db};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Instant;
@@ -202,10 +202,7 @@ impl Flusher {
         let (entries, waiters, upload) = place_bodies(batch);
         let Some((key, bytes)) = upload else {
             // Every body was stored by its session already: only the commit is shared.
-            let committed = mc_runtime::store_metrics::db(
-                mc_runtime::store_metrics::DbOp::QueueIntake,
-                self.queue.enqueue_batch(&entries),
-            );
+            let committed = db(DbOp::QueueIntake, self.queue.enqueue_batch(&entries));
             return match committed.await {
                 Ok(()) => self.committed(&entries, waiters),
                 Err(error) => self.refused(error, entries, waiters).await,
@@ -262,7 +259,7 @@ impl Flusher {
         tracing::warn!(%error, "a batch was refused; queueing its entries one by one");
         for (entry, done) in entries.into_iter().zip(waiters) {
             let one = std::slice::from_ref(&entry);
-            match self.queue.enqueue_batch(one).await {
+            match db(DbOp::QueueIntake, self.queue.enqueue_batch(one)).await {
                 Ok(()) => self.committed(one, vec![done]),
                 Err(error) => fail(vec![done], &IntakeError::from(&error)),
             }

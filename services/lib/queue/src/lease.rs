@@ -248,7 +248,7 @@ impl Queue {
     ) -> Result<(), LeaseError> {
         mc_runtime::store_metrics::db(mc_runtime::store_metrics::DbOp::QueueFinish, async move {
             if entries.is_empty() {
-                return self.delivered(lease).await;
+                return mark_delivered(&self.pool, lease).await;
             }
             let mut transaction = self.pool.begin().await?;
             let written = match mark_delivered(&mut *transaction, lease).await {

@@ -73,7 +73,11 @@ impl BlobStore for Metered {
     async fn head(&self, key: &BlobKey) -> Result<Option<u64>, BlobError> {
         let started = Instant::now();
         let result = self.0.head(key).await;
-        record(BlobOp::Head, started, &result, 0);
+        if let Ok(None) = result {
+            observe_blob(BlobOp::Head, BlobResult::NotFound, started.elapsed(), 0);
+        } else {
+            record(BlobOp::Head, started, &result, 0);
+        }
         result
     }
 
