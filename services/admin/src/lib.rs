@@ -88,10 +88,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
     let grace = Duration::from_secs(config.ops.shutdown_grace_secs);
     let out_of_grace = {
         let shutdown = shutdown.clone();
-        async move {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        }
+        async move { mc_runtime::shutdown::grace_over(&shutdown, grace).await }
     };
     let drained = tokio::select! {
         served = serve(api_listener, state, config.admin.max_body_bytes, shutdown) => {
@@ -105,12 +102,7 @@ pub async fn run(config: AdminConfig, shutdown: CancellationToken) -> anyhow::Re
     };
     ops.await??;
     queue_counters.await?;
-    // A request cut by the end of the grace period may still hold a connection (a query waiting
-    // for a lock): closing the pool would wait for it. The process exits instead, and PostgreSQL
-    // rolls its transaction back.
-    if drained {
-        pool.close().await;
-    }
+    mc_runtime::stores::close_after_drain(&pool, drained).await;
     Ok(())
 }
 

@@ -114,7 +114,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         .then(|| tokio::spawn(housekeeping(ctx.clone(), shutdown.clone())));
     tracing::info!(ops = %config.ops.listen, "delivery worker running");
     let grace = Duration::from_secs(config.ops.shutdown_grace_secs);
-    work(ctx, wake, shutdown.clone(), grace).await;
+    let drained = work(ctx, wake, shutdown.clone(), grace).await;
     if let Some(housekeeping) = housekeeping {
         housekeeping.abort();
     }
@@ -125,7 +125,7 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
         changes.abort();
     }
     ops.await??;
-    pool.close().await;
+    mc_runtime::stores::close_after_drain(&pool, drained).await;
     Ok(())
 }
 
@@ -133,8 +133,13 @@ pub async fn run(config: WorkerConfig, shutdown: CancellationToken) -> anyhow::R
 /// one waits for a hint or the poll interval. After shutdown the claim in hand may finish for
 /// `grace` (`ops.shutdown_grace_secs`); past that it is abandoned: its leases expire after
 /// `lease_secs` and another worker delivers it (a remote copy cut before its final reply may
-/// then arrive twice, never not at all).
-async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken, grace: Duration) {
+/// then arrive twice, never not at all). Returns whether it drained (nothing was cut).
+async fn work(
+    ctx: Arc<Ctx>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> bool {
     let lease = Duration::from_secs(ctx.config.lease_secs);
     let poll = Duration::from_millis(ctx.config.poll_interval_ms);
     while !shutdown.is_cancelled() {
@@ -157,22 +162,19 @@ async fn work(ctx: Arc<Ctx>, wake: Arc<Notify>, shutdown: CancellationToken, gra
         ctx.metrics.claimed.inc_by(count as u64);
         // Work in hand is finished during shutdown (every copy is idempotent, and the leases
         // would only make the recipients wait for their expiry), within the grace period.
-        let out_of_grace = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace).await;
-        };
         tokio::select! {
             () = round(&ctx, claimed) => {}
-            () = out_of_grace => {
+            () = mc_runtime::shutdown::grace_over(&shutdown, grace) => {
                 tracing::warn!(
                     recipients = count,
                     grace_secs = grace.as_secs(),
                     "shutdown grace period over with deliveries in flight: their leases expire and another worker retries them"
                 );
-                return;
+                return false;
             }
         }
     }
+    true
 }
 
 /// One claim's recipients: resolved; those that only reach local accounts go into one batch

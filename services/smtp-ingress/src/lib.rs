@@ -197,11 +197,6 @@ pub async fn run(config: IngressConfig, shutdown: CancellationToken) -> anyhow::
         follower.abort();
     }
     ops.await??;
-    // Sessions cut by the end of the grace period may still hold connections (a query waiting
-    // for a lock): closing the pool would wait for them. The process exits instead, and
-    // PostgreSQL rolls their transactions back.
-    if drained {
-        pool.close().await;
-    }
+    mc_runtime::stores::close_after_drain(&pool, drained).await;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Graceful shutdown: SIGTERM or SIGINT cancels one token that every listener and worker watches.
 
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Returns a token cancelled on the first SIGTERM or SIGINT.
@@ -12,6 +13,13 @@ pub fn on_signal() -> CancellationToken {
         trigger.cancel();
     });
     token
+}
+
+/// Completes `grace` after `shutdown` fired: the end of the drain (`ops.shutdown_grace_secs`),
+/// when work still in flight is cut.
+pub async fn grace_over(shutdown: &CancellationToken, grace: Duration) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(grace).await;
 }
 
 async fn wait_for_signal() {

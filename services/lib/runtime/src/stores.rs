@@ -84,6 +84,16 @@ pub async fn pg_connect(
     }
 }
 
+/// Closes the pool at the end of a service's drain. After a drain cut by the end of its grace
+/// period (`drained` false), work may still hold connections (a query waiting for a lock), and
+/// closing would wait for it: the process exits instead, and PostgreSQL rolls the cut
+/// transactions back.
+pub async fn close_after_drain(pool: &PgPool, drained: bool) {
+    if drained {
+        pool.close().await;
+    }
+}
+
 /// A `/readyz` check that runs `SELECT 1`.
 pub fn pg_check(pool: PgPool) -> Check {
     Arc::new(move || {
