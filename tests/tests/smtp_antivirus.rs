@@ -266,27 +266,11 @@ async fn a_scanner_that_is_down_does_not_lose_mail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_range_with_antivirus_off_is_not_scanned() {
     let db = antivirus_database("delete").await;
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
     mc_policy::IpRanges::new(db.pool.clone())
         .create(&mc_policy::NewIpRange {
             name: "LAN without anti-virus".into(),
-            priority: 100,
-            lower: loopback,
-            upper: loopback,
-            allow_smtp: Some(true),
-            allow_pop3: None,
-            allow_imap: None,
-            allow_local_to_local: Some(true),
-            allow_local_to_external: Some(true),
-            allow_external_to_local: Some(true),
-            allow_external_to_external: Some(false),
-            require_auth_local_to_local: Some(true),
-            require_auth_local_to_external: Some(true),
-            require_auth_external_to_local: Some(false),
-            require_auth_external_to_external: Some(true),
-            antispam: None,
             antivirus: Some(false),
-            expires_at: None,
+            ..mc_tests::smtp::internet_like_loopback()
         })
         .await
         .expect("create the IP range");

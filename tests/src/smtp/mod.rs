@@ -8,8 +8,8 @@ pub use clients::{
     PythonRun, PythonSession, RawClient, Reply, SwaksRun, Tls, queued_id, smtplib, swaks,
 };
 pub use store::{
-    QueuedMessage, count, disable_account, loopback_is_internet, loopback_may_relay, queued,
-    seed_directory,
+    QueuedMessage, count, disable_account, internet_like_loopback, loopback_is_internet,
+    loopback_may_relay, queued, seed_directory,
 };
 
 use crate::{TestDatabase, bin, free_port, http_status, uuid_like};

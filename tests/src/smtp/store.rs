@@ -63,30 +63,35 @@ pub async fn disable_account(directory: &Directory, address: &str) {
 /// Puts 127.0.0.1 under an "Internet"-like range (priority 100): no external→external at all,
 /// AUTH for local senders, none for external→local.
 pub async fn loopback_is_internet(db: &TestDatabase) {
-    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
     mc_policy::IpRanges::new(db.pool.clone())
-        .create(&mc_policy::NewIpRange {
-            name: "Internet-like loopback".into(),
-            priority: 100,
-            lower: loopback,
-            upper: loopback,
-            allow_smtp: Some(true),
-            allow_pop3: None,
-            allow_imap: None,
-            allow_local_to_local: Some(true),
-            allow_local_to_external: Some(true),
-            allow_external_to_local: Some(true),
-            allow_external_to_external: Some(false),
-            require_auth_local_to_local: Some(true),
-            require_auth_local_to_external: Some(true),
-            require_auth_external_to_local: Some(false),
-            require_auth_external_to_external: Some(true),
-            antispam: None,
-            antivirus: None,
-            expires_at: None,
-        })
+        .create(&internet_like_loopback())
         .await
         .expect("create the IP range");
+}
+
+/// The range of [`loopback_is_internet`], for tests that change one of its switches.
+pub fn internet_like_loopback() -> mc_policy::NewIpRange {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    mc_policy::NewIpRange {
+        name: "Internet-like loopback".into(),
+        priority: 100,
+        lower: loopback,
+        upper: loopback,
+        allow_smtp: Some(true),
+        allow_pop3: None,
+        allow_imap: None,
+        allow_local_to_local: Some(true),
+        allow_local_to_external: Some(true),
+        allow_external_to_local: Some(true),
+        allow_external_to_external: Some(false),
+        require_auth_local_to_local: Some(true),
+        require_auth_local_to_external: Some(true),
+        require_auth_external_to_local: Some(false),
+        require_auth_external_to_external: Some(true),
+        antispam: None,
+        antivirus: None,
+        expires_at: None,
+    }
 }
 
 /// Lets 127.0.0.1 send anywhere without AUTH (priority 200): for tests about delivery, whose

@@ -310,13 +310,7 @@ mod tests {
 
     #[tokio::test]
     async fn silence_and_refusal_are_errors() {
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = silent.local_addr().unwrap().port();
-        let _hold = tokio::spawn(async move {
-            let (socket, _) = silent.accept().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(socket);
-        });
+        let (port, _hold) = crate::test_servers::silent().await;
         let err = scan("127.0.0.1", port, b"x", Duration::from_millis(300))
             .await
             .unwrap_err();

@@ -26,3 +26,20 @@ pub mod resolver;
 pub mod spamd;
 pub mod spf;
 pub mod verdict;
+
+/// Helpers of this crate's unit tests.
+#[cfg(test)]
+pub(crate) mod test_servers {
+    /// A server on a free loopback port that accepts one connection and never says a word (for
+    /// 30 s): a client's deadline must end the wait. Keep the handle alive while testing.
+    pub(crate) async fn silent() -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hold = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+            drop(socket);
+        });
+        (port, hold)
+    }
+}

@@ -147,13 +147,7 @@ mod tests {
             b"CHECK SPAMC/1.5\r\nContent-length: 18\r\n\r\nSubject: x\r\n\r\nbody".to_vec()
         );
         // A server that accepts and never answers: the deadline ends the check.
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = silent.local_addr().unwrap().port();
-        let _hold = tokio::spawn(async move {
-            let (socket, _) = silent.accept().await.unwrap();
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            drop(socket);
-        });
+        let (port, _hold) = crate::test_servers::silent().await;
         let err = check("127.0.0.1", port, b"x", Duration::from_millis(300))
             .await
             .unwrap_err();
